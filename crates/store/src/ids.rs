@@ -1,0 +1,85 @@
+//! Typed ids: a `ConnectionId` cannot be passed where a `TenantId` is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+macro_rules! typed_id {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new time-ordered (v7) id, so keyset pagination by id follows creation order.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+    )*};
+}
+
+typed_id!(
+    /// A tenant.
+    TenantId,
+    /// A user within a tenant.
+    UserId,
+    /// An API key.
+    ApiKeyId,
+    /// A provider connection.
+    ConnectionId,
+    /// A queued job.
+    JobId,
+    /// An outbox event.
+    EventId,
+    /// An audit record.
+    AuditEventId,
+    /// A running instance of Patchbay.
+    InstanceId,
+);
+
+/// Proof that a read is limited to one tenant. Handlers build it from an authenticated
+/// principal; there is no way to read tenant data without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantScope {
+    tenant_id: TenantId,
+}
+
+impl TenantScope {
+    /// Scope reads to one tenant.
+    pub fn new(tenant_id: TenantId) -> Self {
+        Self { tenant_id }
+    }
+
+    /// The tenant this scope allows.
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+}
