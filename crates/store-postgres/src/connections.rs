@@ -1,0 +1,100 @@
+//! Connections: created together with their `connection.created` outbox event.
+
+use crate::{db_err, now, outbox, rows, PgStore};
+use async_trait::async_trait;
+use patchbay_store::*;
+
+/// Visible connections: not tombstoned and not being disconnected.
+const VISIBLE: &str = "deleted_at IS NULL AND status <> 'disconnecting'";
+
+#[async_trait]
+impl ConnectionStore for PgStore {
+    async fn create_connection(&self, new: NewConnection) -> StoreResult<Connection> {
+        let at = now();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let row = sqlx::query(
+            "INSERT INTO connection (id, tenant_id, user_id, provider, provider_account_id, provider_user_id,
+                 account_name, account_email, scopes, status, status_reason, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING *",
+        )
+        .bind(ConnectionId::new().0)
+        .bind(new.tenant_id.0)
+        .bind(new.user_id.0)
+        .bind(&new.provider)
+        .bind(&new.provider_account_id)
+        .bind(&new.provider_user_id)
+        .bind(&new.account_name)
+        .bind(&new.account_email)
+        .bind(new.scopes.join(" "))
+        .bind(new.status.as_str())
+        .bind(&new.status_reason)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let connection = rows::connection(&row)?;
+        let event = NewEvent {
+            tenant_id: connection.tenant_id,
+            connection_id: Some(connection.id),
+            event_type: "connection.created".into(),
+            payload: created_payload(&connection),
+        };
+        outbox::insert_event(&mut tx, &event, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(connection)
+    }
+
+    async fn get_connection(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<Connection> {
+        let row = sqlx::query(&format!("SELECT * FROM connection WHERE id = $1 AND tenant_id = $2 AND {VISIBLE}"))
+            .bind(id.0)
+            .bind(scope.tenant_id().0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows::connection(&row)
+    }
+
+    async fn list_connections(
+        &self,
+        scope: TenantScope,
+        filter: ConnectionFilter,
+        page: Page,
+    ) -> StoreResult<Paged<Connection>> {
+        let found = sqlx::query(&format!(
+            "SELECT * FROM connection WHERE tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2)
+             AND ($3::uuid IS NULL OR id > $3) AND {VISIBLE} ORDER BY id LIMIT $4"
+        ))
+        .bind(scope.tenant_id().0)
+        .bind(filter.user_id.map(|u| u.0))
+        .bind(page.after)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = found.iter().map(rows::connection).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Paged::from_overfetch(items, page.limit, |c| c.id.0))
+    }
+
+    async fn list_all_connections(&self, page: Page) -> StoreResult<Paged<Connection>> {
+        let found = sqlx::query(&format!(
+            "SELECT * FROM connection WHERE ($1::uuid IS NULL OR id > $1) AND {VISIBLE} ORDER BY id LIMIT $2"
+        ))
+        .bind(page.after)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = found.iter().map(rows::connection).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Paged::from_overfetch(items, page.limit, |c| c.id.0))
+    }
+}
+
+/// The `connection.created` payload: a snapshot of public fields, never anything secret.
+fn created_payload(c: &Connection) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id,
+        "provider": c.provider,
+        "status": c.status,
+        "provider_account_id": c.provider_account_id,
+    })
+}

@@ -1,0 +1,134 @@
+//! Row decoders: one function per model, reading Postgres' native types.
+
+use patchbay_store::*;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
+}
+
+/// Decodes a text column through `FromStr` (status enums), reporting a bad value as corrupt.
+pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(row: &PgRow, name: &str) -> StoreResult<T> {
+    col::<String>(row, name)?.parse().map_err(|e: String| StoreError::Corrupt(format!("column `{name}`: {e}")))
+}
+
+pub(crate) fn tenant(row: &PgRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId(col(row, "id")?),
+        external_key: col(row, "external_key")?,
+        created_at: col(row, "created_at")?,
+    })
+}
+
+pub(crate) fn user(row: &PgRow) -> StoreResult<AppUser> {
+    Ok(AppUser {
+        id: UserId(col(row, "id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        issuer: col(row, "issuer")?,
+        subject: col(row, "subject")?,
+        created_at: col(row, "created_at")?,
+    })
+}
+
+pub(crate) fn api_key(row: &PgRow) -> StoreResult<ApiKey> {
+    let scopes: String = col(row, "scopes")?;
+    Ok(ApiKey {
+        id: ApiKeyId(col(row, "id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        name: col(row, "name")?,
+        prefix: col(row, "prefix")?,
+        scopes: decode_scopes(&scopes).map_err(|e| StoreError::Corrupt(format!("api_key.scopes: {e}")))?,
+        created_at: col(row, "created_at")?,
+        expires_at: col(row, "expires_at")?,
+        last_used_at: col(row, "last_used_at")?,
+        revoked_at: col(row, "revoked_at")?,
+    })
+}
+
+pub(crate) fn connection(row: &PgRow) -> StoreResult<Connection> {
+    let scopes: String = col(row, "scopes")?;
+    Ok(Connection {
+        id: ConnectionId(col(row, "id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        user_id: UserId(col(row, "user_id")?),
+        provider: col(row, "provider")?,
+        provider_account_id: col(row, "provider_account_id")?,
+        provider_user_id: col(row, "provider_user_id")?,
+        account_name: col(row, "account_name")?,
+        account_email: col(row, "account_email")?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        status: parsed(row, "status")?,
+        status_reason: col(row, "status_reason")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+        last_refresh_at: col(row, "last_refresh_at")?,
+        last_sync_at: col(row, "last_sync_at")?,
+    })
+}
+
+pub(crate) fn event(row: &PgRow) -> StoreResult<OutboxEvent> {
+    Ok(OutboxEvent {
+        id: EventId(col(row, "id")?),
+        position: col(row, "position")?,
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        connection_id: col::<Option<uuid::Uuid>>(row, "connection_id")?.map(ConnectionId),
+        event_type: col(row, "event_type")?,
+        sequence: col(row, "sequence")?,
+        payload: col(row, "payload")?,
+        created_at: col(row, "created_at")?,
+    })
+}
+
+pub(crate) fn audit(row: &PgRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: AuditEventId(col(row, "id")?),
+        tenant_id: col::<Option<uuid::Uuid>>(row, "tenant_id")?.map(TenantId),
+        actor: col(row, "actor")?,
+        action: col(row, "action")?,
+        target: col(row, "target")?,
+        request_id: col(row, "request_id")?,
+        ip: col(row, "ip")?,
+        at: col(row, "at")?,
+    })
+}
+
+pub(crate) fn job(row: &PgRow) -> StoreResult<Job> {
+    Ok(Job {
+        id: JobId(col(row, "id")?),
+        kind: col(row, "kind")?,
+        payload: col(row, "payload")?,
+        priority: col(row, "priority")?,
+        run_at: col(row, "run_at")?,
+        dedup_key: col(row, "dedup_key")?,
+        concurrency_key: col(row, "concurrency_key")?,
+        attempts: col(row, "attempts")?,
+        max_attempts: col(row, "max_attempts")?,
+        status: parsed(row, "status")?,
+        lease_owner: col(row, "lease_owner")?,
+        lease_token: col(row, "lease_token")?,
+        lease_until: col(row, "lease_until")?,
+        last_error: col(row, "last_error")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn instance(row: &PgRow) -> StoreResult<Instance> {
+    let key_ids: String = col(row, "key_ids")?;
+    let key_ids = key_ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().map_err(|_| StoreError::Corrupt("instance.key_ids is not a list of numbers".into())))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Instance {
+        id: InstanceId(col(row, "id")?),
+        key_ids,
+        version: col(row, "version")?,
+        started_at: col(row, "started_at")?,
+        heartbeat_at: col(row, "heartbeat_at")?,
+    })
+}

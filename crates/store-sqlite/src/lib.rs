@@ -1,0 +1,153 @@
+#![forbid(unsafe_code)]
+//! Patchbay's embedded SQLite store: one file, WAL, `synchronous=FULL`, one writer connection.
+//!
+//! Every write goes through a pool of exactly one connection (multi-statement operations in one
+//! transaction on it), and reads through a separate pool, so callers queue in the pool instead of
+//! ever seeing `SQLITE_BUSY`. An exclusive lock file next to the database keeps a second process
+//! away: SQLite is the single-process backend (architecture §1).
+
+mod codec;
+mod connections;
+mod error;
+mod identity;
+mod instances;
+mod jobs;
+mod lock;
+mod outbox;
+mod rows;
+
+use patchbay_store::{StoreError, StoreResult};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(crate) use error::db_err;
+
+/// How long a write waits for the single writer connection before giving up. Generous: under
+/// load, writers queue here rather than fail.
+const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tunables of the SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// How long SQLite itself retries a locked database (a checkpoint, another tool reading).
+    pub busy_timeout: Duration,
+    /// Connections in the read pool.
+    pub read_connections: u32,
+    /// Take the exclusive lock file. `serve` always does (SQLite is single-process); short
+    /// command-line tools (`api-keys`) do not, so they work beside a running server — SQLite's
+    /// own locking and the busy timeout keep their few writes safe.
+    pub exclusive: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { busy_timeout: Duration::from_secs(5), read_connections: 4, exclusive: true }
+    }
+}
+
+/// The SQLite implementation of every Patchbay store trait.
+pub struct SqliteStore {
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
+    path: PathBuf,
+    lock: Option<lock::LockFile>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://<path>` or `sqlite:<path>`)
+    /// and takes its lock file; a second process on the same file gets `Conflict`.
+    pub async fn open(url: &str, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path_from_url(url)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create directory {}: {}", parent.display(), e.kind()))
+            })?;
+        }
+        let lock = if options.exclusive { Some(lock::LockFile::acquire(&path)?) } else { None };
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        // The writer opens first: it creates the file and switches it to WAL before any reader.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(db_err)?;
+        // `query_only` rather than a read-only open: read-only WAL connections need the -shm file
+        // to exist, and a stray write through the read pool should fail loudly, not take a lock.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(base.pragma("query_only", "ON"))
+            .await
+            .map_err(db_err)?;
+        Ok(Self { writer, reader, path, lock })
+    }
+
+    /// Applies the embedded migrations. Migrations unknown to this binary (applied by a newer
+    /// one) are ignored, so rolling back the binary does not brick the database.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.writer).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => db_err(e),
+            other => StoreError::Other(format!("SQLite migration failed: {other}")),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Extracts the file path from `sqlite://<path>` or `sqlite:<path>` (query parameters ignored).
+fn path_from_url(url: &str) -> StoreResult<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).ok_or_else(|| {
+        StoreError::Other("a SQLite URL starts with `sqlite://` (e.g. sqlite://data/patchbay.db)".into())
+    })?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Err(StoreError::Other(
+            "a SQLite URL must name a database file (in-memory databases are not supported)".into(),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_from_url;
+    use std::path::PathBuf;
+
+    #[test]
+    fn sqlite_urls_name_a_file_path() {
+        let cases = [
+            ("sqlite://data/patchbay.db", Some("data/patchbay.db")),
+            ("sqlite:///var/lib/patchbay.db", Some("/var/lib/patchbay.db")),
+            ("sqlite:patchbay.db", Some("patchbay.db")),
+            ("sqlite://patchbay.db?mode=rwc", Some("patchbay.db")),
+            ("sqlite::memory:", None),
+            ("postgres://localhost/db", None),
+            ("sqlite://", None),
+        ];
+        for (url, expected) in cases {
+            let got = path_from_url(url).ok();
+            assert_eq!(got, expected.map(PathBuf::from), "url {url}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The storage conformance suite, run against both backends: every scenario becomes
+//! `sqlite::<scenario>` and `postgres::<scenario>`. Backend-specific tests live in their own
+//! modules.
+
+mod migrations;
+mod sqlite_only;
+
+/// Generates one test per scenario per backend.
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let (store, _dir) = patchbay_testkit::db::sqlite_store().await;
+                    patchbay_testkit::conformance::$scenario(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let Some(store) = patchbay_testkit::db::postgres_store().await else { return };
+                    patchbay_testkit::conformance::$scenario(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    tenant_data_is_invisible_to_other_tenants,
+    concurrent_upserts_of_one_tenant_and_user_make_one_row,
+    touching_an_api_key_is_debounced,
+    connection_events_are_sequenced_per_connection,
+    hidden_connections_are_not_listed_and_lists_page_in_creation_order,
+    instances_register_heartbeat_and_deregister,
+    concurrent_enqueues_of_one_dedup_key_make_one_job_due_at_the_earlier_time,
+    a_dedup_merge_never_moves_run_at_later_or_priority_down,
+    only_one_of_many_concurrent_claims_gets_a_due_job,
+    concurrent_claims_never_run_two_jobs_of_one_concurrency_key,
+    a_job_waits_while_its_concurrency_key_is_running,
+    a_lapsed_lease_is_reclaimed_and_the_old_worker_is_fenced_out,
+    attempts_are_counted_at_claim_and_a_job_past_max_attempts_is_dead,
+    a_lapsed_lease_on_the_final_attempt_makes_the_job_dead,
+    claims_follow_priority_and_skip_future_jobs_and_other_kinds,
+    release_refunds_the_attempt_and_release_owner_frees_every_lease,
+    a_retry_merges_into_a_job_enqueued_with_its_dedup_key_meanwhile,
+    the_worker_completes_a_job_whose_handler_succeeds,
+    the_worker_requeues_a_retry_after_a_backoff,
+    the_worker_buries_a_permanent_failure,
+    the_worker_requeues_a_yield_without_spending_the_attempt,
+    sixty_four_concurrent_writers_all_succeed,
+);
