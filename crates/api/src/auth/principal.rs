@@ -1,0 +1,125 @@
+//! The authenticated caller and what it may do.
+
+use crate::http::problem::{ApiError, ProblemCode};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use patchbay_store::{ApiKeyId, ApiKeyScope, TenantId, TenantScope, UserId};
+
+/// Who is calling `/v1`.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub kind: PrincipalKind,
+}
+
+/// An end user (JWT) or an API key.
+#[derive(Clone, Debug)]
+pub enum PrincipalKind {
+    User { user_id: UserId, admin: bool },
+    ApiKey { key_id: ApiKeyId, name: String, scopes: Vec<ApiKeyScope> },
+}
+
+/// What a route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Read the caller's data (users: their own; admins and keys: the tenant's).
+    Read,
+    /// Start connects.
+    Connect,
+    /// Change data.
+    Write,
+    /// Tenant administration (users with the admin role, keys with the `admin` scope).
+    Admin,
+}
+
+impl Principal {
+    /// The tenant every read of this request is limited to.
+    pub fn scope(&self) -> TenantScope {
+        TenantScope::new(self.tenant_id)
+    }
+
+    /// Refuses the request unless the caller may do `need`.
+    pub fn require(&self, need: Need) -> Result<(), ApiError> {
+        match (&self.kind, need) {
+            (PrincipalKind::User { admin: false, .. }, Need::Admin) => {
+                Err(ApiError::new(ProblemCode::Forbidden, "this route needs the tenant admin role"))
+            }
+            (PrincipalKind::User { .. }, _) => Ok(()),
+            (PrincipalKind::ApiKey { scopes, .. }, need) => {
+                let scope = match need {
+                    Need::Read => ApiKeyScope::Read,
+                    Need::Connect => ApiKeyScope::Connect,
+                    Need::Write => ApiKeyScope::Write,
+                    Need::Admin => ApiKeyScope::Admin,
+                };
+                // `admin` implies every other scope.
+                if scopes.contains(&scope) || scopes.contains(&ApiKeyScope::Admin) {
+                    Ok(())
+                } else {
+                    Err(ApiError::new(
+                        ProblemCode::InsufficientScope,
+                        format!("this route needs an API key with the `{}` scope", scope.as_str()),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// For end users who are not admins: the only user whose data they may see.
+    pub fn own_user(&self) -> Option<UserId> {
+        match &self.kind {
+            PrincipalKind::User { user_id, admin: false } => Some(*user_id),
+            _ => None,
+        }
+    }
+
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> String {
+        match &self.kind {
+            PrincipalKind::User { user_id, .. } => format!("user:{user_id}"),
+            PrincipalKind::ApiKey { key_id, .. } => format!("api_key:{key_id}"),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = state.auth.authenticate(&parts.headers).await?;
+        tracing::Span::current().record("tenant", tracing::field::display(short(&principal.tenant_id.to_string())));
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// An operator, authenticated by one of `PATCHBAY_ADMIN_TOKENS`.
+#[derive(Clone, Debug)]
+pub struct Operator {
+    /// First 8 hex of the token's SHA-256: tells which token acted, reveals nothing.
+    pub fingerprint: String,
+}
+
+impl Operator {
+    pub fn actor(&self) -> String {
+        format!("operator:{}", self.fingerprint)
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.auth.authenticate_operator(&parts.headers)
+    }
+}
+
+/// Ids in logs are shortened to their last 8 characters (the random end of a v7 UUID):
+/// enough to correlate, not a full identifier.
+pub fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}

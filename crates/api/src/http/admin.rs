@@ -1,0 +1,57 @@
+//! `/admin/v1`: the operator's fleet views, behind `PATCHBAY_ADMIN_TOKENS`. Every call is
+//! audited with the fingerprint of the token that made it.
+
+use super::extract::ApiQuery;
+use super::middleware::RequestId;
+use super::pagination::{ListOut, ListQuery};
+use super::problem::{ApiError, Problem};
+use super::v1::ConnectionOut;
+use crate::auth::Operator;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::{Extension, Json};
+use patchbay_store::NewAuditEvent;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_all_connections))
+}
+
+/// A connection seen by the operator: which tenant it belongs to, and its state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FleetConnectionOut {
+    pub tenant_id: String,
+    #[serde(flatten)]
+    pub connection: ConnectionOut,
+}
+
+#[utoipa::path(get, path = "/admin/v1/connections", tag = "admin", params(ListQuery),
+    security(("operator_token" = [])),
+    responses((status = 200, body = ListOut<FleetConnectionOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn list_all_connections(
+    State(state): State<AppState>,
+    operator: Operator,
+    Extension(request_id): Extension<RequestId>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListOut<FleetConnectionOut>>, ApiError> {
+    let page = state.store.list_all_connections(query.page()?).await?;
+    state
+        .store
+        .record_audit(NewAuditEvent {
+            tenant_id: None,
+            actor: operator.actor(),
+            action: "admin.connections.list".into(),
+            target: None,
+            request_id: Some(request_id.0),
+            ip: None,
+        })
+        .await?;
+    Ok(Json(ListOut::from_page(page, |c| FleetConnectionOut {
+        tenant_id: c.tenant_id.to_string(),
+        connection: c.into(),
+    })))
+}

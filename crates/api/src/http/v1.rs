@@ -1,0 +1,178 @@
+//! The `/v1` routes this capability serves: who am I, connections (read), the audit log.
+
+use super::extract::{ApiPath, ApiQuery};
+use super::pagination::{ListOut, ListQuery};
+use super::problem::{ApiError, Problem};
+use crate::auth::{Need, Principal, PrincipalKind};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use patchbay_store::{ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me))
+        .routes(routes!(list_connections))
+        .routes(routes!(get_connection))
+        .routes(routes!(list_audit_events))
+}
+
+/// The caller as Patchbay sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeOut {
+    pub tenant_id: String,
+    /// `user` (an end user), `admin` (a tenant admin) or `api_key`.
+    pub role: String,
+    /// Set for end users.
+    pub user_id: Option<String>,
+    /// Set for API keys.
+    pub api_key: Option<ApiKeyOut>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyOut {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "identity",
+    responses((status = 200, body = MeOut), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json")))]
+async fn get_me(principal: Principal) -> Json<MeOut> {
+    let tenant_id = principal.tenant_id.to_string();
+    Json(match principal.kind {
+        PrincipalKind::User { user_id, admin } => MeOut {
+            tenant_id,
+            role: if admin { "admin" } else { "user" }.into(),
+            user_id: Some(user_id.to_string()),
+            api_key: None,
+        },
+        PrincipalKind::ApiKey { key_id, name, scopes } => MeOut {
+            tenant_id,
+            role: "api_key".into(),
+            user_id: None,
+            api_key: Some(ApiKeyOut {
+                id: key_id.to_string(),
+                name,
+                scopes: scopes.iter().map(|s: &ApiKeyScope| s.as_str().to_string()).collect(),
+            }),
+        },
+    })
+}
+
+/// A connection: status, account and scopes — never a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionOut {
+    pub id: String,
+    pub user_id: String,
+    pub provider: String,
+    #[schema(value_type = String, example = "active")]
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub provider_account_id: String,
+    pub account_name: Option<String>,
+    pub account_email: Option<String>,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+}
+
+impl From<Connection> for ConnectionOut {
+    fn from(c: Connection) -> Self {
+        Self {
+            id: c.id.to_string(),
+            user_id: c.user_id.to_string(),
+            provider: c.provider,
+            status: c.status,
+            status_reason: c.status_reason,
+            provider_account_id: c.provider_account_id,
+            account_name: c.account_name,
+            account_email: c.account_email,
+            scopes: c.scopes,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_refresh_at: c.last_refresh_at,
+            last_sync_at: c.last_sync_at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/connections", tag = "connections", params(ListQuery),
+    responses((status = 200, body = ListOut<ConnectionOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list_connections(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListOut<ConnectionOut>>, ApiError> {
+    principal.require(Need::Read)?;
+    let filter = ConnectionFilter { user_id: principal.own_user() };
+    let page = state.store.list_connections(principal.scope(), filter, query.page()?).await?;
+    Ok(Json(ListOut::from_page(page, ConnectionOut::from)))
+}
+
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, body = ConnectionOut), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get_connection(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<ConnectionId>,
+) -> Result<Json<ConnectionOut>, ApiError> {
+    principal.require(Need::Read)?;
+    let connection = state.store.get_connection(principal.scope(), id).await?;
+    // End users see only their own connections; another user's id answers like a missing one.
+    if principal.own_user().is_some_and(|me| me != connection.user_id) {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(connection.into()))
+}
+
+/// One audit record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventOut {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<AuditEvent> for AuditEventOut {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            request_id: e.request_id,
+            ip: e.ip,
+            at: e.at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(ListQuery),
+    responses((status = 200, body = ListOut<AuditEventOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list_audit_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListOut<AuditEventOut>>, ApiError> {
+    principal.require(Need::Admin)?;
+    let page = state.store.list_audit_events(principal.scope(), query.page()?).await?;
+    Ok(Json(ListOut::from_page(page, AuditEventOut::from)))
+}

@@ -1,0 +1,201 @@
+//! The `Application`: opens the store, binds its listeners (port 0 in tests), runs the HTTP
+//! servers, the job worker and the fleet heartbeat, and shuts all of it down in order.
+
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::health::Readiness;
+use crate::http::{self, RateLimiters};
+use crate::state::AppState;
+use anyhow::Context;
+use patchbay_store::queue::{Worker, WorkerSettings};
+use patchbay_store::{Instance, InstanceId, JobStore, Store};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+
+/// A built, bound, not yet running Patchbay instance.
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    limiters: RateLimiters,
+    instance: Instance,
+    worker: Worker,
+}
+
+impl Application {
+    /// Opens the store (migrating when configured), registers this instance and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store =
+            crate::store::open(&settings.database, settings.database.run_migrations, crate::store::Access::Exclusive)
+                .await
+                .context("opening the database (PATCHBAY_DATABASE_URL)")?;
+        Self::build_with_store(settings, store).await
+    }
+
+    /// Like [`Application::build`], with a store opened by the caller.
+    pub async fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        crate::metrics::handle();
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("binding PATCHBAY_LISTEN {}", settings.http.listen))?;
+        let metrics_listener = match settings.http.metrics_listen {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("binding PATCHBAY_METRICS_LISTEN {addr}"))?)
+            }
+            None => None,
+        };
+        let client = outbound_client()?;
+        let auth = Auth::new(store.clone(), &settings.auth, settings.http.rate_limits.principal, client);
+        let readiness = Readiness::new(settings.http.readyz_cache, settings.http.readyz_degraded_after);
+        let now = chrono::Utc::now();
+        let instance = Instance {
+            id: InstanceId::new(),
+            key_ids: settings.vault_keys.ids(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: now,
+            heartbeat_at: now,
+        };
+        store.register_instance(&instance).await.context("registering this instance")?;
+        let jobs: Arc<dyn JobStore> = store.clone();
+        let worker_settings = WorkerSettings { concurrency: settings.worker_concurrency, ..WorkerSettings::default() };
+        let worker = Worker::new(jobs, instance.id.to_string(), worker_settings);
+        let limiters = RateLimiters::new(&settings);
+        let state =
+            AppState { store, auth: Arc::new(auth), settings: Arc::new(settings), readiness: Arc::new(readiness) };
+        Ok(Self { listener, metrics_listener, state, limiters, instance, worker })
+    }
+
+    /// The bound HTTP port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The bound metrics port, if the metrics listener is on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+    }
+
+    /// Shared state (tests reach the store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Replaces the job worker (to register handlers before running).
+    pub fn with_worker(mut self, configure: impl FnOnce(Worker) -> Worker) -> Self {
+        self.worker = configure(self.worker);
+        self
+    }
+
+    /// Serves until `shutdown` completes, then: `/readyz` turns 503, waits the drain delay,
+    /// stops accepting, lets in-flight requests and jobs finish (bounded), gives leases back,
+    /// deregisters the instance and closes the store.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, metrics_listener, state, limiters, instance, worker } = self;
+        let settings = state.settings.clone();
+        let stop_serving = CancellationToken::new();
+        let stop_background = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+
+        let app = http::router(state.clone(), &limiters).into_make_service_with_connect_info::<SocketAddr>();
+        let token = stop_serving.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await;
+        });
+        if let Some(listener) = metrics_listener {
+            let app = crate::metrics::router(state.clone()).into_make_service();
+            let token = stop_serving.clone();
+            tasks.spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await;
+            });
+        }
+        tasks.spawn(worker.clone().run(stop_background.clone()));
+        tasks.spawn(housekeeping(state.clone(), limiters, instance.id, stop_background.clone()));
+        tracing::info!(instance = %instance.id, backend = state.store.backend(), "patchbay is serving");
+
+        shutdown.await;
+        tracing::info!(
+            drain_seconds = settings.http.drain_delay.as_secs(),
+            "shutting down: readiness now reports unhealthy"
+        );
+        state.readiness.start_draining();
+        tokio::time::sleep(settings.http.drain_delay).await;
+        stop_serving.cancel();
+        stop_background.cancel();
+        let drained =
+            tokio::time::timeout(settings.http.shutdown_timeout, async { while tasks.join_next().await.is_some() {} })
+                .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown timeout reached with work still running; aborting it");
+            tasks.abort_all();
+        }
+        let now = chrono::Utc::now();
+        match state.store.release_owner(worker.owner(), now).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "gave job leases back"),
+            Err(e) => tracing::warn!(error = %e, "could not give job leases back; they will lapse"),
+        }
+        if let Err(e) = state.store.deregister_instance(instance.id).await {
+            tracing::warn!(error = %e, "could not deregister this instance");
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Periodic chores: the instance heartbeat and pruning idle rate-limiter keys.
+async fn housekeeping(state: AppState, limiters: RateLimiters, instance: InstanceId, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = state.store.heartbeat_instance(instance, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "instance heartbeat failed");
+        }
+        limiters.retain_recent();
+        state.auth.retain_recent();
+    }
+}
+
+/// The client for outbound calls this capability makes (the JWKS): TLS verified, no
+/// redirects followed, bounded time.
+fn outbound_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the outbound HTTP client")
+}
+
+/// Completes on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,16 @@
+//! What every handler can reach.
+
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::health::Readiness;
+use patchbay_store::Store;
+use std::sync::Arc;
+
+/// Shared application state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<Settings>,
+    pub readiness: Arc<Readiness>,
+}

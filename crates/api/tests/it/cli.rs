@@ -1,0 +1,254 @@
+//! The `patchbay` binary itself: two commands on a fresh machine, refusals at start-up,
+//! SIGTERM, `--help` everywhere, API keys and dev tokens from the command line.
+
+use crate::helpers::{JWT_SECRET, VAULT_KEYS};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn patchbay(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_patchbay"));
+    command.env_clear().current_dir(dir).env("PATCHBAY_LOG", "warn").stdin(Stdio::null());
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A `patchbay serve` child process on free ports.
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+impl Served {
+    fn start(mut command: Command) -> Self {
+        let (port, metrics) = (free_port(), free_port());
+        command
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Self { child: command.spawn().expect("patchbay starts"), port }
+    }
+
+    async fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.port)).await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let output = self.child.wait_with_output_ref();
+                panic!("patchbay exited early ({status}): {output}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "patchbay became ready within 20 s");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "patchbay exits within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+trait ChildOutput {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl ChildOutput for Child {
+    fn wait_with_output_ref(&mut self) -> String {
+        let mut out = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn serve_with_nothing_set_runs_on_sqlite_creating_its_data_dir_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(patchbay(dir.path()));
+    served.wait_ready().await;
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", served.port)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(dir.path().join("data/patchbay.db").exists(), "the SQLite file is created under ./data");
+    assert!(dir.path().join("data/secrets/dev-vault-keys").exists(), "development keys are generated");
+
+    // A second instance on the same data directory refuses to start.
+    let second = patchbay(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--metrics-listen", "off"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second SQLite instance exits non-zero");
+    assert!(text(&second).contains("lock"), "it says why: {}", text(&second));
+
+    let status = served.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+}
+
+#[tokio::test]
+async fn serve_on_postgres_applies_migrations_and_is_ready() {
+    let Some(url) = patchbay_testkit::db::postgres_url().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut migrate = patchbay(dir.path());
+    migrate
+        .env("PATCHBAY_DATABASE_URL", &url)
+        .env("PATCHBAY_VAULT_KEYS", VAULT_KEYS)
+        .env("PATCHBAY_AUTH_JWT_SECRET", JWT_SECRET);
+    let output = migrate.arg("migrate").output().unwrap();
+    assert!(output.status.success(), "migrate: {}", text(&output));
+
+    let mut command = patchbay(dir.path());
+    command
+        .env("PATCHBAY_DATABASE_URL", &url)
+        .env("PATCHBAY_VAULT_KEYS", VAULT_KEYS)
+        .env("PATCHBAY_AUTH_JWT_SECRET", JWT_SECRET)
+        .env("PATCHBAY_RUN_MIGRATIONS", "false");
+    let mut served = Served::start(command);
+    served.wait_ready().await;
+    let body: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", served.port)).await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    assert!(!dir.path().join("data").exists(), "nothing is written to the data dir on Postgres");
+    assert!(served.terminate().success());
+}
+
+#[test]
+fn production_without_keys_exits_non_zero_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = patchbay(dir.path())
+        .env("PATCHBAY_ENV", "production")
+        .env("PATCHBAY_PUBLIC_URL", "https://patchbay.example")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "configuration errors exit 2");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PATCHBAY_VAULT_KEYS"), "names the variable: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(!dir.path().join("data").exists(), "production generated nothing");
+}
+
+#[test]
+fn every_command_has_help_and_help_never_shows_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = "canary-secret-value-0123456789abcdefghijkl";
+    let commands: [&[&str]; 11] = [
+        &[],
+        &["serve"],
+        &["migrate"],
+        &["check-config"],
+        &["healthcheck"],
+        &["api-keys"],
+        &["api-keys", "create"],
+        &["api-keys", "list"],
+        &["api-keys", "revoke"],
+        &["dev-token"],
+        &["help"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        if command != ["help"] {
+            args.push("--help");
+        }
+        let output = patchbay(dir.path())
+            .args(&args)
+            .env("PATCHBAY_AUTH_JWT_SECRET", canary)
+            .env("PATCHBAY_VAULT_KEYS", canary)
+            .env("PATCHBAY_ADMIN_TOKENS", canary)
+            .env("PATCHBAY_DATABASE_URL", format!("postgres://u:{canary}@db/x"))
+            .output()
+            .unwrap();
+        let out = text(&output);
+        assert!(output.status.success(), "{args:?}: {out}");
+        assert!(out.contains("Usage"), "{args:?} prints usage");
+        assert!(!out.contains(canary), "{args:?} --help shows no secret");
+    }
+}
+
+#[tokio::test]
+async fn api_keys_and_dev_tokens_from_the_command_line_work_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = patchbay(dir.path()).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let mut served = Served::start(patchbay(dir.path()));
+    served.wait_ready().await;
+    let url = format!("http://127.0.0.1:{}/v1/me", served.port);
+    let me = |bearer: String| {
+        let url = url.clone();
+        async move { reqwest::Client::new().get(url).bearer_auth(bearer).send().await.unwrap() }
+    };
+
+    // On SQLite the server holds the exclusive lock; key management still works beside it.
+    let key =
+        run(&["api-keys", "create", "--tenant", "acme", "--name", "ci", "--scope", "read,connect"]).trim().to_string();
+    assert!(key.starts_with("pb_") && key.len() == 46, "a pb_ key is printed once: {key}");
+    let listed = run(&["api-keys", "list", "--tenant", "acme"]);
+    assert!(listed.contains(&key[..11]) && !listed.contains(&key), "list shows the prefix, never the key: {listed}");
+    let by_key: serde_json::Value = me(key.clone()).await.json().await.unwrap();
+    assert_eq!(by_key["role"], "api_key");
+    assert_eq!(by_key["api_key"]["scopes"], serde_json::json!(["read", "connect"]));
+
+    let token = run(&["dev-token", "--user", "dev-user"]).trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT is printed");
+    assert_eq!(me(token).await.status(), 200, "the dev token is accepted by the server");
+
+    let id = listed.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    run(&["api-keys", "revoke", "--tenant", "acme", &id]);
+    assert_eq!(me(key).await.status(), 401, "a revoked key is refused at once");
+    assert!(served.terminate().success());
+
+    let refused = patchbay(dir.path())
+        .args(["dev-token", "--user", "x"])
+        .env("PATCHBAY_ENV", "production")
+        .env("PATCHBAY_PUBLIC_URL", "https://p.example")
+        .env("PATCHBAY_VAULT_KEYS", VAULT_KEYS)
+        .env("PATCHBAY_AUTH_JWT_SECRET", JWT_SECRET)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "dev-token is refused in production");
+    assert!(text(&refused).contains("production"));
+}
+
+#[tokio::test]
+async fn healthcheck_exits_zero_only_when_the_instance_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let down = patchbay(dir.path()).args(["healthcheck", "--listen", &format!("127.0.0.1:{port}")]).output().unwrap();
+    assert_eq!(down.status.code(), Some(1), "nothing listening: exit 1");
+    let mut served = Served::start(patchbay(dir.path()));
+    served.wait_ready().await;
+    let up =
+        patchbay(dir.path()).args(["healthcheck", "--listen", &format!("127.0.0.1:{}", served.port)]).output().unwrap();
+    assert_eq!(up.status.code(), Some(0), "ready: exit 0 ({})", text(&up));
+    let check = patchbay(dir.path()).arg("check-config").output().unwrap();
+    assert!(check.status.success() && text(&check).contains("configuration is valid"), "{}", text(&check));
+    assert!(served.terminate().success());
+}

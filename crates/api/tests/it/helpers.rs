@@ -1,0 +1,160 @@
+//! Spawning a real Patchbay on port 0, with a fresh SQLite directory or Postgres schema.
+
+use clap::Parser;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use patchbay_api::cli::Cli;
+use patchbay_api::config::Settings;
+use patchbay_api::Application;
+use patchbay_store::Store;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The HS256 secret every test app verifies user tokens with.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789abcdef";
+/// A valid one-key ring.
+pub const VAULT_KEYS: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running app and what tests need to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub metrics: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub data_dir: std::path::PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds settings the way the binary does: flags parsed by clap, secrets from a map.
+pub fn settings(args: &[&str], env: &HashMap<String, String>) -> Result<Settings, patchbay_api::config::ConfigError> {
+    let mut argv = vec!["patchbay"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).expect("test arguments parse");
+    Settings::load(&cli.config, env)
+}
+
+/// An app on SQLite with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn(Db::Sqlite, &[], HashMap::new()).await.expect("SQLite is always available")
+}
+
+/// An app on `db` with extra flags and secret variables; `None` when Postgres is skipped.
+pub async fn spawn(db: Db, args: &[&str], env: HashMap<String, String>) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let mut env = env;
+    env.entry("PATCHBAY_AUTH_JWT_SECRET".into()).or_insert_with(|| JWT_SECRET.into());
+    env.entry("PATCHBAY_VAULT_KEYS".into()).or_insert_with(|| VAULT_KEYS.into());
+    if db == Db::Postgres {
+        env.insert("PATCHBAY_DATABASE_URL".into(), patchbay_testkit::db::postgres_url().await?);
+    }
+    let mut all =
+        vec!["--data-dir", &data_dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log", "warn"];
+    all.extend_from_slice(args);
+    let settings = settings(&all, &env).expect("test settings are valid");
+    let app = Application::build(settings).await.expect("the app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics = format!("http://127.0.0.1:{}", app.metrics_port().unwrap());
+    let store = app.state().store.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Some(TestApp {
+        base,
+        metrics,
+        client,
+        store,
+        data_dir: dir.path().to_path_buf(),
+        shutdown: Some(tx),
+        handle: Some(handle),
+        _dir: dir,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request reaches the app")
+    }
+
+    pub async fn get_as(&self, path: &str, bearer: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(bearer).send().await.expect("request reaches the app")
+    }
+
+    /// Asks the app to stop and waits for `run_until_stopped` to return.
+    pub async fn stop(mut self) {
+        self.begin_stop();
+        self.wait_stopped().await;
+    }
+
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn wait_stopped(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("the app task does not panic").expect("the app stops cleanly");
+        }
+    }
+}
+
+/// A user token signed with the test secret; `extra` claims are merged in (a `null` removes one).
+pub fn token(sub: &str, extra: Value) -> String {
+    sign(JWT_SECRET, sub, extra)
+}
+
+/// A token signed with `secret`.
+pub fn sign(secret: &str, sub: &str, extra: Value) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims: Map<String, Value> =
+        json!({"sub": sub, "iss": "https://idp.test", "iat": now, "exp": now + 600}).as_object().unwrap().clone();
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        if v.is_null() {
+            claims.remove(&k);
+        } else {
+            claims.insert(k, v);
+        }
+    }
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+/// Runs `body` on SQLite and on Postgres (skipped only when the test script says Postgres is
+/// unavailable).
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                $body($crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $body($crate::helpers::Db::Postgres).await
+            }
+        }
+    };
+}
+
+/// The JSON body of a response.
+pub async fn json(response: reqwest::Response) -> Value {
+    response.json().await.expect("a JSON body")
+}

@@ -1,0 +1,9 @@
+//! Patchbay API tests: the real server on loopback, real SQLite and real Postgres.
+
+mod auth;
+mod cli;
+mod config;
+mod health;
+mod helpers;
+mod routes;
+mod tenancy;
