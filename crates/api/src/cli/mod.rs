@@ -112,7 +112,7 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
     println!("listen:           {}", settings.http.listen);
     println!("metrics listen:   {}", settings.http.metrics_listen.map_or("off".into(), |a| a.to_string()));
     println!("public url:       {}", settings.http.public_url);
-    println!("vault key ids:    {:?} (primary {})", settings.vault_keys.ids(), settings.vault_keys.primary().id);
+    println!("vault key ids:    {:?} (primary {})", settings.vault_keys.ids(), settings.vault_keys.primary_id());
     let jwt = match (&settings.auth.jwt_secret, &settings.auth.jwks_url) {
         (Some(_), Some(url)) => format!("HS256 secret and JWKS {url}"),
         (Some(_), None) => "HS256 secret".into(),

@@ -209,10 +209,10 @@ impl ConfigArgs {
         let allow_dev_secrets = !production && database.backend == Backend::Sqlite;
 
         let vault_keys = match env.secret("PATCHBAY_VAULT_KEYS")? {
-            Some(text) => KeyRing::parse(&text)?,
+            Some(text) => parse_key_ring(&text)?,
             None if allow_dev_secrets => {
                 let text = dev_secrets::load_or_generate(&self.data_dir, DevSecret::VaultKeys)?;
-                KeyRing::parse(&text)?
+                parse_key_ring(&text)?
             }
             None => return Err(missing_secret("PATCHBAY_VAULT_KEYS", production)),
         };
@@ -445,6 +445,10 @@ impl ConfigArgs {
             google_sync_days_back: p.google_sync_days_back,
         })
     }
+}
+
+fn parse_key_ring(text: &SecretString) -> Result<KeyRing, ConfigError> {
+    KeyRing::parse(text).map_err(|e| ConfigError::new("PATCHBAY_VAULT_KEYS", e.to_string()))
 }
 
 fn required(env: &dyn SecretSource, name: &'static str, because: &str) -> Result<SecretString, ConfigError> {

@@ -4,11 +4,10 @@
 
 mod args;
 mod dev_secrets;
-mod keyring;
 mod secrets;
 
 pub use args::{ConfigArgs, Environment, LogFormat};
-pub use keyring::{KeyRing, VaultKey};
+pub use patchbay_token_vault::KeyRing;
 pub use secrets::{ProcessEnv, SecretSource};
 
 use ipnet::IpNet;

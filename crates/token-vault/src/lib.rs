@@ -1,0 +1,25 @@
+#![forbid(unsafe_code)]
+//! Patchbay's token vault: the key ring from `PATCHBAY_VAULT_KEYS` and the envelope that encrypts
+//! tokens and secrets at rest.
+//!
+//! An envelope is `[format version u8 = 1][key id u32 BE][24-byte random nonce][ciphertext ‖ 16-byte tag]`,
+//! sealed with XChaCha20-Poly1305. The associated data ([`Aad`]) binds each ciphertext to its row
+//! (tenant, connection, …), its [`Purpose`] and its key id, so a blob copied to another row, another
+//! column or another tenant fails to decrypt. The first key of the [`KeyRing`] encrypts; every key
+//! decrypts; [`Vault::rewrap`] moves old ciphertexts onto the primary key.
+//!
+//! Nothing here prints key bytes or plaintext: [`KeyRing`]'s `Debug` shows ids only, errors carry
+//! positions and ids, and decrypted values come back as [`zeroize::Zeroizing`] buffers or
+//! [`secrecy::SecretString`]. Decryption checks every length before slicing and never panics.
+
+mod aad;
+mod envelope;
+mod error;
+mod keyring;
+mod vault;
+
+pub use aad::{Aad, Purpose};
+pub use envelope::{FORMAT_VERSION, NONCE_LEN, OVERHEAD, TAG_LEN};
+pub use error::{KeyRingError, VaultError};
+pub use keyring::{KeyRing, ENV_VAR, KEY_LEN};
+pub use vault::Vault;
