@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Patchbay's benchmark: bench/run.sh [--smoke] [--store sqlite|postgres|both] [--duration S]. See --help.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: bench/run.sh [--smoke] [--store sqlite|postgres|both] [--duration SECONDS] [--no-build]
+
+Builds the release binary (cargo build --release -p patchbay-api) and measures it on each store:
+  - start-to-ready: spawn `patchbay serve`, poll GET /readyz every 2 ms until 200; the first start
+    on an empty data directory, then the median of 5 more starts; also SIGTERM-to-exit time
+  - RSS idle (VmRSS ~1 s after ready) and RSS loaded (max VmRSS during the wrk runs)
+  - wrk -t2 -c32 --latency against GET /healthz, GET /readyz and GET /v1/me (a JWT from
+    `patchbay dev-token --user bench-user`): requests/s, p50, p99, and the /v1/me ÷ /healthz ratio
+Targets shown beside the numbers: /v1/me >= 0.5 x /healthz; RSS idle <= 20 MB;
+start-to-ready <= 150 ms on SQLite. Targets never change the exit status; something that did not
+work (no start, a non-2xx answer under load, Postgres unreachable) does.
+
+Stores:
+  sqlite    a fresh temporary data directory, no other configuration
+  postgres  PATCHBAY_BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/patchbay_bench
+            (the database is created if missing); explicit random JWT secret and vault key
+
+Options:
+  --smoke            2 s per endpoint, 3 later starts, SQLite only (what CI runs)
+  --store S          sqlite, postgres or both (default: both)
+  --duration S       seconds of wrk per endpoint (default 10)
+  --no-build         use the existing target/release/patchbay
+  -h, --help         this text
+
+The Markdown table goes to stdout and to bench/out/results-<date>.md (-smoke.md for --smoke).
+wrk is installed with apt-get when missing and running as root. All traffic goes to 127.0.0.1.
+EOF
+}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf '==> ERROR: %s\n' "$*" >&2; exit 1; }
+
+smoke=false
+store=both
+duration=""
+build=true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --smoke) smoke=true ;;
+    --store)
+      [ $# -ge 2 ] || die "--store needs a value: sqlite, postgres or both"
+      store=$2; shift ;;
+    --store=*) store=${1#--store=} ;;
+    --duration)
+      [ $# -ge 2 ] || die "--duration needs a number of seconds"
+      duration=$2; shift ;;
+    --duration=*) duration=${1#--duration=} ;;
+    --no-build) build=false ;;
+    *) die "unknown argument '$1' (see bench/run.sh --help)" ;;
+  esac
+  shift
+done
+case "$store" in sqlite | postgres | both) ;; *) die "--store must be sqlite, postgres or both, not '$store'" ;; esac
+[ -z "$duration" ] || [[ $duration =~ ^[1-9][0-9]*$ ]] || die "--duration must be a whole number of seconds, not '$duration'"
+
+starts=5
+if $smoke; then
+  store=sqlite
+  duration=${duration:-2}
+  starts=3
+fi
+duration=${duration:-10}
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+command -v python3 >/dev/null 2>&1 || die "python3 is needed (apt-get install python3)"
+
+# --- the binary
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+bin="$target_dir/release/patchbay"
+if $build; then
+  say "building the release binary (cargo build --release -p patchbay-api; a few minutes from scratch)"
+  cargo build --release -p patchbay-api || die "the release build failed (compiler errors above)"
+fi
+[ -x "$bin" ] || die "$bin is missing; build it with cargo build --release -p patchbay-api"
+
+# --- wrk
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing wrk (apt-get install -y wrk)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } ||
+      die "could not install wrk with apt-get; install it yourself (apt-get install wrk)"
+  else
+    die "wrk is not installed; install it (sudo apt-get install wrk) and run again"
+  fi
+fi
+
+# --- Postgres
+stores=sqlite
+pg_args=()
+if [ "$store" != sqlite ]; then
+  [ "$store" = postgres ] && stores=postgres || stores=sqlite,postgres
+  pg_url=${PATCHBAY_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/patchbay_bench}
+  pg_error=""
+  if ! command -v psql >/dev/null 2>&1; then
+    pg_error="psql is not installed (apt-get install postgresql-client), so the database cannot be checked"
+  elif ! out=$(PGCONNECT_TIMEOUT=5 psql "$pg_url" -X -q -t -A -c 'select 1' 2>&1); then
+    if printf '%s' "$out" | grep -q 'does not exist'; then
+      # Connect to the server's "postgres" database to create the one named in the URL.
+      read -r maint_url db_name < <(python3 - "$pg_url" <<'PY'
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.urlunsplit(p._replace(path="/postgres")), u.unquote(p.path.lstrip("/")))
+PY
+)
+      say "creating database $db_name"
+      # (psql interpolates :"db" as a quoted identifier only in input it reads, not in -c.)
+      if ! out=$(echo 'CREATE DATABASE :"db";' |
+        PGCONNECT_TIMEOUT=5 psql "$maint_url" -X -q -v ON_ERROR_STOP=1 -v db="$db_name" 2>&1); then
+        pg_error="could not create database $db_name: $(printf '%s' "$out" | head -n 1)"
+      fi
+    else
+      pg_error="$(printf '%s' "$out" | head -n 1 | sed 's/^psql: error: //') (set PATCHBAY_BENCH_DATABASE_URL, or use --store sqlite)"
+    fi
+  fi
+  pg_args=(--pg-url "$pg_url")
+  [ -z "$pg_error" ] || { say "Postgres will not be measured: $pg_error"; pg_args+=(--pg-error "$pg_error"); }
+fi
+
+# --- measure
+date_tag=$(date +%Y-%m-%d)
+suffix=""
+$smoke && suffix=-smoke
+out="$root/bench/out/results-$date_tag$suffix.md"
+args=(--bin "$bin" --stores "$stores" --duration "$duration" --starts "$starts" --out "$out")
+$smoke && args+=(--smoke)
+say "measuring ($stores; $duration s of wrk per endpoint)"
+exec python3 "$root/bench/measure.py" "${args[@]}" "${pg_args[@]}"
