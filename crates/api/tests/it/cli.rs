@@ -73,6 +73,16 @@ impl Served {
     }
 }
 
+impl Drop for Served {
+    /// A test that fails midway must not leave a server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 trait ChildOutput {
     fn wait_with_output_ref(&mut self) -> String;
 }
