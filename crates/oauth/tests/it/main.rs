@@ -1,0 +1,8 @@
+//! Integration tests of the OAuth client over real loopback HTTP against small inline mock servers.
+
+mod hardening;
+mod identity;
+mod redaction;
+mod revoke;
+mod support;
+mod token_calls;
