@@ -2,6 +2,7 @@
 //! `sqlite::<scenario>` and `postgres::<scenario>`. Backend-specific tests live in their own
 //! modules.
 
+mod fakes;
 mod migrations;
 mod sqlite_only;
 

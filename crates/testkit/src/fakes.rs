@@ -1,0 +1,16 @@
+//! Local fakes of Google's and monday.com's OAuth servers (providers.md C1/C2, OAuth parts).
+//!
+//! Each fake is an axum server on `127.0.0.1:0` with an in-process control handle: register a
+//! client and users, flip switches (denial, dropped scopes, wrong `iss`, failing token endpoint,
+//! killed grants…) and read counters (token calls, refreshes, revocations, every requested
+//! path+query). State lives in the handle, so tests run in parallel. The server stops when the
+//! last clone of the handle is dropped.
+
+mod common;
+pub mod google;
+mod html;
+pub mod monday;
+
+pub use common::IssMode;
+pub use google::FakeGoogle;
+pub use monday::FakeMonday;
