@@ -5,7 +5,7 @@ use crate::{db_err, rows, us, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 /// How many lost concurrency-key races one claim absorbs before reporting an empty queue.
 const MAX_CLAIM_RACES: usize = 8;
@@ -43,33 +43,8 @@ const FENCE: &str = "id = $1 AND lease_token = $2 AND status = 'running'";
 #[async_trait]
 impl JobStore for PgStore {
     async fn enqueue(&self, job: NewJob, now: DateTime<Utc>) -> StoreResult<EnqueueOutcome> {
-        let id = JobId::new();
-        // The conflict target is the partial index on queued jobs. A concurrent enqueue of the
-        // same key waits for ours to commit and then merges: run_at only moves earlier, priority
-        // only up, and the queued job keeps its payload.
-        let returned: uuid::Uuid = sqlx::query_scalar(
-            "INSERT INTO job (id, kind, payload, priority, run_at, dedup_key, concurrency_key, attempts,
-                 max_attempts, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 'queued', $9, $9)
-             ON CONFLICT (dedup_key) WHERE status = 'queued' DO UPDATE SET
-                 run_at = LEAST(job.run_at, excluded.run_at),
-                 priority = GREATEST(job.priority, excluded.priority),
-                 updated_at = excluded.updated_at
-             RETURNING id",
-        )
-        .bind(id.0)
-        .bind(&job.kind)
-        .bind(&job.payload)
-        .bind(job.priority)
-        .bind(us(job.run_at))
-        .bind(&job.dedup_key)
-        .bind(&job.concurrency_key)
-        .bind(job.max_attempts)
-        .bind(us(now))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(if returned == id.0 { EnqueueOutcome::Created(id) } else { EnqueueOutcome::Merged(JobId(returned)) })
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        insert_job(&mut conn, &job, now).await
     }
 
     async fn claim(&self, claim: Claim<'_>) -> StoreResult<Option<LeasedJob>> {
@@ -295,4 +270,39 @@ fn fenced(rows: u64) -> StoreResult<()> {
     } else {
         Ok(())
     }
+}
+
+/// Enqueues on `conn` (inside the caller's transaction when it has one), with the dedup merge.
+pub(crate) async fn insert_job(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> StoreResult<EnqueueOutcome> {
+    let id = JobId::new();
+    // The conflict target is the partial index on queued jobs. A concurrent enqueue of the
+    // same key waits for ours to commit and then merges: run_at only moves earlier, priority
+    // only up, and the queued job keeps its payload.
+    let returned: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO job (id, kind, payload, priority, run_at, dedup_key, concurrency_key, attempts,
+                 max_attempts, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 'queued', $9, $9)
+             ON CONFLICT (dedup_key) WHERE status = 'queued' DO UPDATE SET
+                 run_at = LEAST(job.run_at, excluded.run_at),
+                 priority = GREATEST(job.priority, excluded.priority),
+                 updated_at = excluded.updated_at
+             RETURNING id",
+    )
+    .bind(id.0)
+    .bind(&job.kind)
+    .bind(&job.payload)
+    .bind(job.priority)
+    .bind(us(job.run_at))
+    .bind(&job.dedup_key)
+    .bind(&job.concurrency_key)
+    .bind(job.max_attempts)
+    .bind(us(now))
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(if returned == id.0 { EnqueueOutcome::Created(id) } else { EnqueueOutcome::Merged(JobId(returned)) })
 }

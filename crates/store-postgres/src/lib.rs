@@ -4,11 +4,14 @@
 //! Every queue rule is a statement (row locks, `SKIP LOCKED`, partial unique indexes), so it
 //! holds across any number of instances sharing the database (architecture §6).
 
+mod connect;
 mod connections;
+mod credentials;
 mod error;
 mod identity;
 mod instances;
 mod jobs;
+mod lifecycle;
 mod outbox;
 mod rows;
 

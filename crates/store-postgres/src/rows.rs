@@ -132,3 +132,81 @@ pub(crate) fn instance(row: &PgRow) -> StoreResult<Instance> {
         heartbeat_at: col(row, "heartbeat_at")?,
     })
 }
+
+/// A SHA-256 column (exactly 32 bytes).
+fn hash32(row: &PgRow, name: &str) -> StoreResult<[u8; 32]> {
+    col::<Vec<u8>>(row, name)?.try_into().map_err(|_| StoreError::Corrupt(format!("column `{name}` is not 32 bytes")))
+}
+
+/// A vault key id (a u32 stored as bigint).
+pub(crate) fn key_id(row: &PgRow, name: &str) -> StoreResult<u32> {
+    u32::try_from(col::<i64>(row, name)?).map_err(|_| StoreError::Corrupt(format!("column `{name}` is out of range")))
+}
+
+pub(crate) fn connect_session(row: &PgRow) -> StoreResult<ConnectSession> {
+    let outcome = match col::<Option<String>>(row, "outcome")?.as_deref() {
+        None => None,
+        Some("connected") => Some(ConnectOutcome::Connected(ConnectionId(col(row, "outcome_connection_id")?))),
+        Some("error") => Some(ConnectOutcome::Failed(col(row, "outcome_error")?)),
+        Some(other) => return Err(StoreError::Corrupt(format!("connect_session.outcome `{other}`"))),
+    };
+    Ok(ConnectSession {
+        id: ConnectSessionId(col(row, "id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        user_id: UserId(col(row, "user_id")?),
+        provider: col(row, "provider")?,
+        mode: parsed(row, "mode")?,
+        return_to: col(row, "return_to")?,
+        opener_origin: col(row, "opener_origin")?,
+        reconnect_connection_id: col::<Option<uuid::Uuid>>(row, "reconnect_connection_id")?.map(ConnectionId),
+        created_at: col(row, "created_at")?,
+        expires_at: col(row, "expires_at")?,
+        consumed_at: col(row, "consumed_at")?,
+        outcome,
+    })
+}
+
+pub(crate) fn oauth_state(row: &PgRow) -> StoreResult<OAuthState> {
+    Ok(OAuthState {
+        state_sha256: hash32(row, "state_sha256")?,
+        provider: col(row, "provider")?,
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        user_id: UserId(col(row, "user_id")?),
+        session_id: ConnectSessionId(col(row, "session_id")?),
+        pkce_verifier: col(row, "pkce_verifier")?,
+        binding_sha256: hash32(row, "binding_sha256")?,
+        redirect_uri: col(row, "redirect_uri")?,
+        created_at: col(row, "created_at")?,
+        expires_at: col(row, "expires_at")?,
+    })
+}
+
+/// A credential row joined with its connection's `tenant_id`.
+pub(crate) fn credential(row: &PgRow) -> StoreResult<Credential> {
+    Ok(Credential {
+        connection_id: ConnectionId(col(row, "connection_id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        flow: col(row, "flow")?,
+        key_id: key_id(row, "key_id")?,
+        ciphertext: col(row, "ciphertext")?,
+        version: col(row, "version")?,
+        access_expires_at: col(row, "access_expires_at")?,
+        refresh_lease_owner: col(row, "refresh_lease_owner")?,
+        refresh_lease_until: col(row, "refresh_lease_until")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+/// A `deleted_at` column (tombstones are not part of [`Connection`]).
+pub(crate) fn deleted_at(row: &PgRow) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+    col(row, "deleted_at")
+}
+
+/// A `(tenant_id, id)` pair of a connection.
+pub(crate) fn scoped_connection(row: &PgRow) -> StoreResult<(TenantScope, ConnectionId)> {
+    Ok((TenantScope::new(TenantId(col(row, "tenant_id")?)), ConnectionId(col(row, "id")?)))
+}
+
+pub(crate) fn key_usage(row: &PgRow) -> StoreResult<KeyUsage> {
+    Ok(KeyUsage { key_id: key_id(row, "key_id")?, credentials: col(row, "n")? })
+}

@@ -87,3 +87,21 @@ pub(crate) fn json(row: &SqliteRow, name: &str) -> StoreResult<serde_json::Value
 pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(row: &SqliteRow, name: &str) -> StoreResult<T> {
     text(row, name)?.parse().map_err(|e: String| StoreError::Corrupt(format!("column `{name}`: {e}")))
 }
+
+pub(crate) fn blob(row: &SqliteRow, name: &str) -> StoreResult<Vec<u8>> {
+    column(row, name)
+}
+
+pub(crate) fn opt_blob(row: &SqliteRow, name: &str) -> StoreResult<Option<Vec<u8>>> {
+    column(row, name)
+}
+
+/// A SHA-256 column (exactly 32 bytes).
+pub(crate) fn hash32(row: &SqliteRow, name: &str) -> StoreResult<[u8; 32]> {
+    blob(row, name)?.try_into().map_err(|_| StoreError::Corrupt(format!("column `{name}` is not 32 bytes")))
+}
+
+/// A vault key id (a u32 stored as INTEGER).
+pub(crate) fn key_id(row: &SqliteRow, name: &str) -> StoreResult<u32> {
+    u32::try_from(int(row, name)?).map_err(|_| StoreError::Corrupt(format!("column `{name}` is out of range")))
+}

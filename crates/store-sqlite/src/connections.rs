@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use patchbay_store::*;
 
 /// Visible connections: not tombstoned and not being disconnected.
-const VISIBLE: &str = "deleted_at IS NULL AND status <> 'disconnecting'";
+pub(crate) const VISIBLE: &str = "deleted_at IS NULL AND status <> 'disconnecting'";
 
 #[async_trait]
 impl ConnectionStore for SqliteStore {
@@ -35,13 +35,7 @@ impl ConnectionStore for SqliteStore {
         .await
         .map_err(db_err)?;
         let connection = rows::connection(&row)?;
-        let event = NewEvent {
-            tenant_id: connection.tenant_id,
-            connection_id: Some(connection.id),
-            event_type: "connection.created".into(),
-            payload: created_payload(&connection),
-        };
-        outbox::insert_event(&mut tx, &event, at).await?;
+        outbox::insert_event(&mut tx, &event_for(&connection, "connection.created"), at).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(connection)
     }
@@ -91,12 +85,18 @@ impl ConnectionStore for SqliteStore {
     }
 }
 
-/// The `connection.created` payload: a snapshot of public fields, never anything secret.
-fn created_payload(c: &Connection) -> serde_json::Value {
+/// The payload of every connection event: a snapshot of public fields, never anything secret.
+pub(crate) fn snapshot(c: &Connection) -> serde_json::Value {
     serde_json::json!({
         "id": c.id,
         "provider": c.provider,
         "status": c.status,
+        "status_reason": c.status_reason,
         "provider_account_id": c.provider_account_id,
     })
+}
+
+/// A connection event of `event_type` carrying the connection's snapshot.
+pub(crate) fn event_for(c: &Connection, event_type: &str) -> NewEvent {
+    NewEvent { tenant_id: c.tenant_id, connection_id: Some(c.id), event_type: event_type.into(), payload: snapshot(c) }
 }

@@ -6,7 +6,7 @@ use crate::{db_err, rows, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 /// A lapsed lease on the final attempt must not run a further time: the job is dead.
 const BURY_LAPSED: &str = "UPDATE job SET status = 'dead', last_error = 'lease expired on the final attempt',
@@ -36,33 +36,8 @@ const FENCE: &str = "id = ? AND lease_token = ? AND status = 'running'";
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue(&self, job: NewJob, now: DateTime<Utc>) -> StoreResult<EnqueueOutcome> {
-        let id = JobId::new();
-        // The conflict target is the partial index on queued jobs: a merge moves run_at earlier
-        // and priority up, never the other way, and keeps the queued job's payload.
-        let returned: String = sqlx::query_scalar(
-            "INSERT INTO job (id, kind, payload, priority, run_at, dedup_key, concurrency_key, attempts,
-                 max_attempts, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, 'queued', ?9, ?9)
-             ON CONFLICT (dedup_key) WHERE status = 'queued' DO UPDATE SET
-                 run_at = MIN(job.run_at, excluded.run_at),
-                 priority = MAX(job.priority, excluded.priority),
-                 updated_at = excluded.updated_at
-             RETURNING id",
-        )
-        .bind(id_text(id.0))
-        .bind(&job.kind)
-        .bind(job.payload.to_string())
-        .bind(job.priority)
-        .bind(micros(job.run_at))
-        .bind(&job.dedup_key)
-        .bind(&job.concurrency_key)
-        .bind(job.max_attempts)
-        .bind(micros(now))
-        .fetch_one(&self.writer)
-        .await
-        .map_err(db_err)?;
-        let returned: JobId = returned.parse().map_err(|_| StoreError::Corrupt("job.id is not a UUID".into()))?;
-        Ok(if returned == id { EnqueueOutcome::Created(id) } else { EnqueueOutcome::Merged(returned) })
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        insert_job(&mut conn, &job, now).await
     }
 
     async fn claim(&self, claim: Claim<'_>) -> StoreResult<Option<LeasedJob>> {
@@ -176,6 +151,41 @@ impl JobStore for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Enqueues on `conn` (inside the caller's transaction when it has one), with the dedup merge.
+pub(crate) async fn insert_job(
+    conn: &mut SqliteConnection,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> StoreResult<EnqueueOutcome> {
+    let id = JobId::new();
+    // The conflict target is the partial index on queued jobs: a merge moves run_at earlier
+    // and priority up, never the other way, and keeps the queued job's payload.
+    let returned: String = sqlx::query_scalar(
+        "INSERT INTO job (id, kind, payload, priority, run_at, dedup_key, concurrency_key, attempts,
+             max_attempts, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, 'queued', ?9, ?9)
+         ON CONFLICT (dedup_key) WHERE status = 'queued' DO UPDATE SET
+             run_at = MIN(job.run_at, excluded.run_at),
+             priority = MAX(job.priority, excluded.priority),
+             updated_at = excluded.updated_at
+         RETURNING id",
+    )
+    .bind(id_text(id.0))
+    .bind(&job.kind)
+    .bind(job.payload.to_string())
+    .bind(job.priority)
+    .bind(micros(job.run_at))
+    .bind(&job.dedup_key)
+    .bind(&job.concurrency_key)
+    .bind(job.max_attempts)
+    .bind(micros(now))
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)?;
+    let returned: JobId = returned.parse().map_err(|_| StoreError::Corrupt("job.id is not a UUID".into()))?;
+    Ok(if returned == id { EnqueueOutcome::Created(id) } else { EnqueueOutcome::Merged(returned) })
 }
 
 /// How a lease ends when the job goes back to the queue (or dies).

@@ -7,11 +7,14 @@
 //! away: SQLite is the single-process backend (architecture §1).
 
 mod codec;
+mod connect;
 mod connections;
+mod credentials;
 mod error;
 mod identity;
 mod instances;
 mod jobs;
+mod lifecycle;
 mod lock;
 mod outbox;
 mod rows;

@@ -118,3 +118,57 @@ pub(crate) fn instance(row: &SqliteRow) -> StoreResult<Instance> {
         heartbeat_at: time(row, "heartbeat_at")?,
     })
 }
+
+pub(crate) fn connect_session(row: &SqliteRow) -> StoreResult<ConnectSession> {
+    let outcome = match opt_text(row, "outcome")?.as_deref() {
+        None => None,
+        Some("connected") => Some(ConnectOutcome::Connected(uuid(row, "outcome_connection_id")?.into())),
+        Some("error") => Some(ConnectOutcome::Failed(text(row, "outcome_error")?)),
+        Some(other) => return Err(StoreError::Corrupt(format!("connect_session.outcome `{other}`"))),
+    };
+    Ok(ConnectSession {
+        id: uuid(row, "id")?.into(),
+        tenant_id: uuid(row, "tenant_id")?.into(),
+        user_id: uuid(row, "user_id")?.into(),
+        provider: text(row, "provider")?,
+        mode: parsed(row, "mode")?,
+        return_to: opt_text(row, "return_to")?,
+        opener_origin: opt_text(row, "opener_origin")?,
+        reconnect_connection_id: opt_uuid(row, "reconnect_connection_id")?.map(Into::into),
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+        consumed_at: opt_time(row, "consumed_at")?,
+        outcome,
+    })
+}
+
+pub(crate) fn oauth_state(row: &SqliteRow) -> StoreResult<OAuthState> {
+    Ok(OAuthState {
+        state_sha256: hash32(row, "state_sha256")?,
+        provider: text(row, "provider")?,
+        tenant_id: uuid(row, "tenant_id")?.into(),
+        user_id: uuid(row, "user_id")?.into(),
+        session_id: uuid(row, "session_id")?.into(),
+        pkce_verifier: opt_blob(row, "pkce_verifier")?,
+        binding_sha256: hash32(row, "binding_sha256")?,
+        redirect_uri: text(row, "redirect_uri")?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+/// A credential row joined with its connection's `tenant_id`.
+pub(crate) fn credential(row: &SqliteRow) -> StoreResult<Credential> {
+    Ok(Credential {
+        connection_id: uuid(row, "connection_id")?.into(),
+        tenant_id: uuid(row, "tenant_id")?.into(),
+        flow: text(row, "flow")?,
+        key_id: key_id(row, "key_id")?,
+        ciphertext: blob(row, "ciphertext")?,
+        version: int(row, "version")?,
+        access_expires_at: opt_time(row, "access_expires_at")?,
+        refresh_lease_owner: opt_text(row, "refresh_lease_owner")?,
+        refresh_lease_until: opt_time(row, "refresh_lease_until")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}

@@ -63,6 +63,8 @@ typed_id!(
     AuditEventId,
     /// A running instance of Patchbay.
     InstanceId,
+    /// A connect session (one browser connect attempt).
+    ConnectSessionId,
 );
 
 /// Proof that a read is limited to one tenant. Handlers build it from an authenticated

@@ -7,11 +7,13 @@
 //! Every read of tenant data takes a [`TenantScope`]: an id that belongs to another tenant
 //! answers [`StoreError::NotFound`], never a different error, so ids leak nothing.
 
+pub mod connect;
 mod error;
 mod ids;
 pub mod models;
 pub mod queue;
 
+pub use connect::*;
 pub use error::{StoreError, StoreResult};
 pub use ids::*;
 pub use models::*;
@@ -62,6 +64,124 @@ pub trait ConnectionStore: Send + Sync {
     ) -> StoreResult<Paged<Connection>>;
     /// Operator view: every tenant's visible connections.
     async fn list_all_connections(&self, page: Page) -> StoreResult<Paged<Connection>>;
+}
+
+/// Connect sessions and OAuth states: the short-lived rows of a browser connect.
+#[async_trait]
+pub trait ConnectStore: Send + Sync {
+    async fn create_connect_session(&self, new: NewConnectSession) -> StoreResult<ConnectSession>;
+    /// One session of the tenant (the app polls it).
+    async fn get_connect_session(&self, scope: TenantScope, id: ConnectSessionId) -> StoreResult<ConnectSession>;
+    /// The unconsumed, unexpired session with this token hash, without consuming it (the GET
+    /// page, which link scanners may fetch).
+    async fn peek_connect_session(
+        &self,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Consumes the session atomically: of concurrent callers at most one gets it; an
+    /// expired or consumed session gives `None`.
+    async fn consume_connect_session(
+        &self,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Records how the session ended (first outcome wins).
+    async fn finish_connect_session(
+        &self,
+        id: ConnectSessionId,
+        outcome: ConnectOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn create_oauth_state(&self, state: OAuthState) -> StoreResult<()>;
+    /// Deletes and returns the state atomically: of concurrent callers at most one gets it;
+    /// an expired state is deleted and gives `None`.
+    async fn consume_oauth_state(&self, state_sha256: &[u8; 32], now: DateTime<Utc>)
+        -> StoreResult<Option<OAuthState>>;
+}
+
+/// Credentials and the connection lifecycle around them.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The visible connection of this user for this provider account, if any.
+    async fn find_connection_by_account(
+        &self,
+        scope: TenantScope,
+        user_id: UserId,
+        provider: &str,
+        provider_account_id: &str,
+    ) -> StoreResult<Option<Connection>>;
+    /// Saves a callback's result in ONE transaction: the connection (insert when `is_new`,
+    /// else update the same tenant's row; a concurrent insert of the same account by the same
+    /// user is a `Conflict` the caller retries as an update), its credential (version + 1), an
+    /// outbox event (`connection.created`, `connection.recovered` when an inactive connection
+    /// becomes active, `connection.needs_reauth` for `insufficient_scope`), the audit record
+    /// and the initial job.
+    async fn save_grant(&self, grant: SaveGrant) -> StoreResult<Connection>;
+    /// The credential of a connection of the tenant.
+    async fn get_credential(&self, scope: TenantScope, connection_id: ConnectionId) -> StoreResult<Credential>;
+    /// Takes the refresh lease if it is free, lapsed, or already ours. One UPDATE, no
+    /// transaction held. Returns whether we hold it.
+    async fn try_lease_refresh(
+        &self,
+        connection_id: ConnectionId,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Writes a refreshed credential if its version is still `expected_version` (else
+    /// `Conflict`), bumps the version, clears the lease, sets `last_refresh_at`; and, when the
+    /// connection was not active, makes it active with a `connection.recovered` event.
+    async fn store_refreshed(
+        &self,
+        connection_id: ConnectionId,
+        expected_version: i64,
+        credential: NewCredential,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Credential>;
+    /// Gives the refresh lease back without writing (the refresh failed).
+    async fn release_refresh_lease(&self, connection_id: ConnectionId, owner: &str) -> StoreResult<()>;
+    /// Changes a connection's status with its outbox event and audit record in one transaction.
+    /// A change to the status it already has writes nothing and returns it unchanged.
+    async fn set_connection_status(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        change: StatusChange,
+    ) -> StoreResult<Connection>;
+    /// Connections whose access token expires before `before`, active, for the refresh sweep.
+    async fn credentials_expiring(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(TenantScope, ConnectionId)>>;
+    /// Hides the connection (`disconnecting`) and enqueues its disconnect job, in one transaction.
+    async fn begin_disconnect(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        job: NewJob,
+        audit: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// A connection of the tenant in any state but deleted (including `disconnecting`), for
+    /// system jobs whose payload carries the tenant.
+    async fn connection_for_job(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<Connection>;
+    /// Destroys the credential, tombstones the connection and writes `connection.deleted`,
+    /// in one transaction. Idempotent.
+    async fn finish_disconnect(&self, scope: TenantScope, id: ConnectionId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// How many credentials each key id encrypts.
+    async fn credential_key_usage(&self) -> StoreResult<Vec<KeyUsage>>;
+    /// Up to `limit` credentials not under `primary_key_id` (for `vault rotate`), oldest first.
+    async fn credentials_to_rewrap(&self, primary_key_id: u32, limit: u32) -> StoreResult<Vec<Credential>>;
+    /// Replaces a credential's ciphertext if its version is still `expected_version`; returns
+    /// whether it did (a concurrent refresh wins; rotate retries the row later).
+    async fn rewrap_credential(
+        &self,
+        connection_id: ConnectionId,
+        expected_version: i64,
+        key_id: u32,
+        ciphertext: Vec<u8>,
+    ) -> StoreResult<bool>;
 }
 
 /// The event outbox: written by whichever operation changes state, read by the dispatcher.
@@ -138,11 +258,27 @@ pub trait HealthStore: Send + Sync {
 /// Everything a Patchbay store offers. Domain crates hold `Arc<dyn Store>` (or one of the
 /// narrower traits it upcasts to).
 pub trait Store:
-    IdentityStore + ConnectionStore + OutboxStore + AuditStore + JobStore + InstanceStore + HealthStore
+    IdentityStore
+    + ConnectionStore
+    + ConnectStore
+    + CredentialStore
+    + OutboxStore
+    + AuditStore
+    + JobStore
+    + InstanceStore
+    + HealthStore
 {
 }
 
 impl<T> Store for T where
-    T: IdentityStore + ConnectionStore + OutboxStore + AuditStore + JobStore + InstanceStore + HealthStore
+    T: IdentityStore
+        + ConnectionStore
+        + ConnectStore
+        + CredentialStore
+        + OutboxStore
+        + AuditStore
+        + JobStore
+        + InstanceStore
+        + HealthStore
 {
 }

@@ -3,12 +3,18 @@
 //!
 //! Scenarios pass times explicitly (`now`), so nothing sleeps waiting for the clock.
 
+mod connect;
+mod credentials;
 mod identity;
+mod lifecycle;
 mod load;
 mod queue;
 mod worker;
 
+pub use connect::*;
+pub use credentials::*;
 pub use identity::*;
+pub use lifecycle::*;
 pub use load::*;
 pub use queue::*;
 pub use worker::*;
@@ -70,4 +76,81 @@ pub fn job(kind: &str, run_at: DateTime<Utc>) -> NewJob {
 /// A claim by `owner` of any kind with a 30 s lease.
 pub fn claim_any(owner: &str, now: DateTime<Utc>) -> Claim<'_> {
     Claim { owner, kinds: &[], lease: chrono::Duration::seconds(30), now }
+}
+
+/// An audit record of `tenant` for `action`, by a user.
+pub fn audit(tenant: TenantId, action: &str) -> NewAuditEvent {
+    NewAuditEvent {
+        tenant_id: Some(tenant),
+        actor: "user:test".into(),
+        action: action.into(),
+        target: None,
+        request_id: Some("req-1".into()),
+        ip: None,
+    }
+}
+
+/// A redirect-mode connect session of `user` for Monday, its token hash `[seed; 32]`.
+pub fn new_session(user: &AppUser, seed: u8, expires_at: DateTime<Utc>) -> NewConnectSession {
+    NewConnectSession {
+        token_sha256: [seed; 32],
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        provider: "monday".into(),
+        mode: ConnectMode::Redirect,
+        return_to: Some("https://app.test/done".into()),
+        opener_origin: None,
+        reconnect_connection_id: None,
+        expires_at,
+    }
+}
+
+/// A credential under `key_id` whose ciphertext is every byte value, then `seed`.
+pub fn new_credential(key_id: u32, seed: u8, access_expires_at: Option<DateTime<Utc>>) -> NewCredential {
+    let mut ciphertext: Vec<u8> = (0..=255).collect();
+    ciphertext.push(seed);
+    NewCredential { flow: "v2".into(), key_id, ciphertext, access_expires_at }
+}
+
+/// A successful Monday grant of `account` for `user`: a new connection, or an update of
+/// `existing`, with an initial sync job deduplicated per connection.
+pub fn grant(user: &AppUser, account: &str, existing: Option<ConnectionId>, now: DateTime<Utc>) -> SaveGrant {
+    let connection_id = existing.unwrap_or_default();
+    SaveGrant {
+        connection_id,
+        is_new: existing.is_none(),
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        provider: "monday".into(),
+        provider_account_id: account.into(),
+        provider_user_id: Some("u-1".into()),
+        account_name: Some("Acme".into()),
+        account_email: Some("owner@acme.test".into()),
+        scopes: vec!["me:read".into(), "boards:read".into()],
+        status: ConnectionStatus::Active,
+        status_reason: None,
+        credential: new_credential(1, 1, Some(secs(now, 3600))),
+        initial_job: Some(NewJob {
+            dedup_key: Some(format!("sync.initial:{connection_id}")),
+            ..job("sync.initial", now)
+        }),
+        audit: audit(user.tenant_id, "connection.connected"),
+        now,
+    }
+}
+
+/// A status change by the system with its event.
+pub fn status_change(status: ConnectionStatus, reason: Option<&str>, now: DateTime<Utc>) -> StatusChange {
+    StatusChange {
+        status,
+        reason: reason.map(str::to_owned),
+        event_type: Some("connection.needs_reauth".into()),
+        actor: "system".into(),
+        now,
+    }
+}
+
+/// The event types of a tenant's outbox, in order.
+pub async fn event_types(store: &dyn Store, scope: TenantScope) -> Vec<String> {
+    store.list_events(scope, 0, 500).await.unwrap().into_iter().map(|e| e.event_type).collect()
 }

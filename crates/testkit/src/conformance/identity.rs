@@ -10,8 +10,11 @@ pub async fn tenant_data_is_invisible_to_other_tenants(store: Arc<dyn Store>) {
     let (b, user_b) = tenant_with_user(&*store, "org:b").await;
     let key_a = store.create_api_key(new_api_key(a.tenant_id(), 1)).await.unwrap();
     store.create_api_key(new_api_key(b.tenant_id(), 2)).await.unwrap();
-    let conn_a = store.create_connection(new_connection(&user_a, "acct-a")).await.unwrap();
+    let at = t0();
+    let conn_a = store.save_grant(grant(&user_a, "acct-a", None, at)).await.unwrap();
     store.create_connection(new_connection(&user_b, "acct-b")).await.unwrap();
+    let session_a = store.create_connect_session(new_session(&user_a, 1, secs(at, 600))).await.unwrap();
+    let credential_a = store.get_credential(a, conn_a.id).await.unwrap();
     for scope in [a, b] {
         let audit = NewAuditEvent {
             tenant_id: Some(scope.tenant_id()),
@@ -23,7 +26,8 @@ pub async fn tenant_data_is_invisible_to_other_tenants(store: Arc<dyn Store>) {
         };
         store.record_audit(audit).await.unwrap();
     }
-    let at = t0();
+    let events_of_a = store.list_events(a, 0, 500).await.unwrap();
+    let audits_of_a = store.list_audit_events(a, Page::first()).await.unwrap().items;
 
     let cross_tenant: Vec<(&str, StoreResult<()>)> = vec![
         ("get_user with B's scope on A's user", store.get_user(b, user_a.id).await.map(drop)),
@@ -49,11 +53,81 @@ pub async fn tenant_data_is_invisible_to_other_tenants(store: Arc<dyn Store>) {
                 .await
                 .map(drop),
         ),
+        (
+            "get_connect_session with B's scope on A's session",
+            store.get_connect_session(b, session_a.id).await.map(drop),
+        ),
+        ("get_credential with B's scope on A's connection", store.get_credential(b, conn_a.id).await.map(drop)),
+        (
+            "set_connection_status with B's scope on A's connection",
+            store
+                .set_connection_status(b, conn_a.id, status_change(ConnectionStatus::Revoked, Some("x"), at))
+                .await
+                .map(drop),
+        ),
+        (
+            "begin_disconnect with B's scope on A's connection",
+            store.begin_disconnect(b, conn_a.id, job("disconnect", at), audit(b.tenant_id(), "x")).await,
+        ),
+        ("connection_for_job with B's scope on A's connection", store.connection_for_job(b, conn_a.id).await.map(drop)),
+        ("finish_disconnect with B's scope on A's connection", store.finish_disconnect(b, conn_a.id, at).await),
+        (
+            "find_connection_by_account with B's scope for A's user and account",
+            store
+                .find_connection_by_account(b, user_a.id, "monday", "acct-a")
+                .await
+                .and_then(|found| found.map(drop).ok_or(StoreError::NotFound)),
+        ),
+        (
+            "save_grant for B updating A's connection",
+            store
+                .save_grant(SaveGrant {
+                    tenant_id: b.tenant_id(),
+                    user_id: user_b.id,
+                    ..grant(&user_a, "acct-a", Some(conn_a.id), at)
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "create_connect_session for B reconnecting A's connection",
+            store
+                .create_connect_session(NewConnectSession {
+                    reconnect_connection_id: Some(conn_a.id),
+                    ..new_session(&user_b, 2, secs(at, 600))
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "create_oauth_state for B naming A's session",
+            store
+                .create_oauth_state(OAuthState {
+                    state_sha256: [3; 32],
+                    provider: "monday".into(),
+                    tenant_id: b.tenant_id(),
+                    user_id: user_b.id,
+                    session_id: session_a.id,
+                    pkce_verifier: None,
+                    binding_sha256: [4; 32],
+                    redirect_uri: "https://patchbay.test/oauth/monday/callback".into(),
+                    created_at: at,
+                    expires_at: secs(at, 600),
+                })
+                .await,
+        ),
     ];
     for (case, result) in cross_tenant {
         assert!(matches!(result, Err(StoreError::NotFound)), "{case}: expected NotFound, got {result:?}");
     }
     assert_eq!(store.get_api_key(a, key_a.id).await.unwrap().revoked_at, None, "B's revoke must not touch A's key");
+    assert_eq!(store.get_connection(a, conn_a.id).await.unwrap(), conn_a, "B's writes must not touch A's connection");
+    assert_eq!(store.get_credential(a, conn_a.id).await.unwrap(), credential_a, "nor its credential");
+    assert_eq!(store.get_connect_session(a, session_a.id).await.unwrap(), session_a, "nor its session");
+    assert_eq!(store.list_events(a, 0, 500).await.unwrap(), events_of_a, "nor its events");
+    assert_eq!(store.list_audit_events(a, Page::first()).await.unwrap().items, audits_of_a, "nor its audit log");
+    let disconnects = store.job_counts().await.unwrap().into_iter().filter(|c| c.kind == "disconnect").count();
+    assert_eq!(disconnects, 0, "B's begin_disconnect must not queue a job");
 
     let a_id = a.tenant_id();
     let keys = store.list_api_keys(b, Page::first()).await.unwrap().items;
@@ -145,7 +219,9 @@ pub async fn connection_events_are_sequenced_per_connection(store: Arc<dyn Store
     assert_eq!(created.connection_id, Some(conn.id));
     assert_eq!(
         created.payload,
-        serde_json::json!({ "id": conn.id, "provider": "monday", "status": "active", "provider_account_id": "acct-1" })
+        serde_json::json!({
+            "id": conn.id, "provider": "monday", "status": "active", "status_reason": null, "provider_account_id": "acct-1",
+        })
     );
     assert!(events.windows(2).all(|w| w[0].position < w[1].position), "positions increase");
     let after_first = store.list_events(scope, events[0].position, 10).await.unwrap();
