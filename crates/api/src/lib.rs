@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod connect;
+pub mod disconnect;
 pub mod health;
 pub mod http;
 pub mod metrics;
@@ -12,5 +14,6 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 
 pub use startup::Application;

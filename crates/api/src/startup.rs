@@ -3,12 +3,16 @@
 
 use crate::auth::Auth;
 use crate::config::Settings;
+use crate::disconnect::{self, DisconnectHandler};
 use crate::health::Readiness;
 use crate::http::{self, RateLimiters};
 use crate::state::AppState;
+use crate::tokens::Tokens;
 use anyhow::Context;
+use patchbay_oauth::{OAuthClient, OutboundClient};
 use patchbay_store::queue::{Worker, WorkerSettings};
 use patchbay_store::{Instance, InstanceId, JobStore, Store};
+use patchbay_token_vault::Vault;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,12 +66,26 @@ impl Application {
             heartbeat_at: now,
         };
         store.register_instance(&instance).await.context("registering this instance")?;
+        let oauth = Arc::new(provider_client(&settings)?);
+        let registry = settings.providers.registry.clone();
+        let vault = Vault::new(settings.vault_keys.clone());
+        let tokens =
+            Arc::new(Tokens::new(store.clone(), vault, oauth.clone(), registry.clone(), instance.id.to_string()));
         let jobs: Arc<dyn JobStore> = store.clone();
         let worker_settings = WorkerSettings { concurrency: settings.worker_concurrency, ..WorkerSettings::default() };
-        let worker = Worker::new(jobs, instance.id.to_string(), worker_settings);
+        let disconnect =
+            DisconnectHandler { store: store.clone(), tokens: tokens.clone(), oauth: oauth.clone(), registry };
+        let worker =
+            Worker::new(jobs, instance.id.to_string(), worker_settings).handle(disconnect::KIND, Arc::new(disconnect));
         let limiters = RateLimiters::new(&settings);
-        let state =
-            AppState { store, auth: Arc::new(auth), settings: Arc::new(settings), readiness: Arc::new(readiness) };
+        let state = AppState {
+            store,
+            auth: Arc::new(auth),
+            settings: Arc::new(settings),
+            readiness: Arc::new(readiness),
+            tokens,
+            oauth,
+        };
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker })
     }
 
@@ -163,7 +181,42 @@ async fn housekeeping(state: AppState, limiters: RateLimiters, instance: Instanc
         }
         limiters.retain_recent();
         state.auth.retain_recent();
+        refresh_sweep(&state).await;
     }
+}
+
+/// Refreshes tokens that will expire before the next sweep, so syncs never wait on a refresh.
+async fn refresh_sweep(state: &AppState) {
+    use futures::StreamExt;
+    let horizon = chrono::Utc::now()
+        + chrono::Duration::minutes(6)
+        + chrono::Duration::from_std(HEARTBEAT_EVERY).unwrap_or_default();
+    let due = match state.store.credentials_expiring(horizon, 500).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "refresh sweep could not list expiring credentials");
+            return;
+        }
+    };
+    futures::stream::iter(due)
+        .for_each_concurrent(8, |(scope, id)| async move {
+            if let Err(e) = state.tokens.fresh_access_token(scope, id).await {
+                tracing::warn!(connection = %id, error = %e, "refresh sweep: refresh failed");
+            }
+        })
+        .await;
+}
+
+/// The one outbound client for provider calls: the configured endpoints only, no redirects,
+/// bounded time and size; plain-http loopback endpoints only in development (local fakes).
+fn provider_client(settings: &Settings) -> anyhow::Result<OAuthClient> {
+    let development = settings.environment == crate::config::Environment::Development;
+    let http = OutboundClient::builder()
+        .allow_registry(&settings.providers.registry)
+        .allow_insecure_loopback(development)
+        .build()
+        .context("building the provider HTTP client")?;
+    Ok(OAuthClient::new(http))
 }
 
 /// The client for outbound calls this capability makes (the JWKS): TLS verified, no

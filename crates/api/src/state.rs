@@ -3,6 +3,8 @@
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::health::Readiness;
+use crate::tokens::Tokens;
+use patchbay_oauth::OAuthClient;
 use patchbay_store::Store;
 use std::sync::Arc;
 
@@ -13,4 +15,6 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub settings: Arc<Settings>,
     pub readiness: Arc<Readiness>,
+    pub tokens: Arc<Tokens>,
+    pub oauth: Arc<OAuthClient>,
 }

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod dev_token;
+mod vault;
 
 use crate::config::{ConfigArgs, Settings};
 use crate::startup::{shutdown_signal, Application};
@@ -36,6 +37,9 @@ pub enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     ApiKeys(api_keys::ApiKeysCommand),
+    /// Manage the token vault's keys.
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
     /// Print a user JWT signed with the development secret (refused in production).
     DevToken(dev_token::DevTokenArgs),
 }
@@ -65,6 +69,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Healthcheck { timeout_seconds } => return healthcheck(&settings, timeout_seconds).await,
         Command::ApiKeys(command) => api_keys::run(command, settings).await,
         Command::DevToken(args) => dev_token::run(args, &settings),
+        Command::Vault(command) => vault::run(command, settings).await,
     };
     match result {
         Ok(()) => Exit::Ok,
@@ -125,8 +130,22 @@ fn check_config(settings: &Settings) -> anyhow::Result<()> {
         settings.auth.tenant_claim.as_ref().map_or("per-user".to_string(), |c| format!("claim `{c}`"))
     );
     println!("admin tokens:     {}", settings.auth.admin_tokens.len());
-    println!("monday:           {}", if settings.providers.monday.is_some() { "enabled" } else { "disabled" });
-    println!("google:           {}", if settings.providers.google.is_some() { "enabled" } else { "disabled" });
+    println!(
+        "monday:           {}",
+        if settings.providers.registry.get(patchbay_oauth::ProviderId::Monday).is_some() {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
+    println!(
+        "google:           {}",
+        if settings.providers.registry.get(patchbay_oauth::ProviderId::Google).is_some() {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
     println!("configuration is valid");
     Ok(())
 }

@@ -5,6 +5,7 @@ use super::secrets::SecretSource;
 use super::*;
 use clap::builder::BoolishValueParser;
 use clap::ArgAction;
+use patchbay_oauth::{MondayFlow, ProviderConfig, Registry};
 use secrecy::ExposeSecret;
 
 /// `development` allows generated secrets and http URLs; `production` refuses them.
@@ -179,25 +180,62 @@ pub struct ProviderArgs {
     /// How far back a full calendar sync reaches, in days.
     #[arg(long, env = "PATCHBAY_GOOGLE_SYNC_DAYS_BACK", default_value_t = 365, global = true)]
     pub google_sync_days_back: u32,
+    /// Ask Monday for `boards:write` (write-back to items).
+    #[arg(long, env = "PATCHBAY_MONDAY_WRITE_BACK", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
+    pub monday_write_back: bool,
+    /// Refresh access tokens expiring within this many seconds.
+    #[arg(long, env = "PATCHBAY_TOKEN_REFRESH_MARGIN_SECONDS", default_value_t = 300, global = true)]
+    pub refresh_margin_seconds: u64,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
 }
 
-/// Validated provider apps (the Connect capability consumes these).
+/// Provider endpoints and issuers (the providers' own by default; tests point them at fakes).
+#[derive(clap::Args, Clone, Debug)]
+pub struct EndpointArgs {
+    #[arg(long, env = "PATCHBAY_MONDAY_AUTH_URL", global = true, hide = true)]
+    pub monday_auth_url: Option<String>,
+    /// The token endpoint of the configured Monday flow (legacy `/oauth2/token`, v2 `/oauth_ms/oauth/token`).
+    #[arg(long, env = "PATCHBAY_MONDAY_TOKEN_URL", global = true, hide = true)]
+    pub monday_token_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_MONDAY_REVOKE_URL", global = true, hide = true)]
+    pub monday_revoke_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_MONDAY_MIGRATE_URL", global = true, hide = true)]
+    pub monday_migrate_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_MONDAY_API_URL", global = true, hide = true)]
+    pub monday_api_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_MONDAY_ISSUER", default_value = "https://auth.monday.com", global = true, hide = true)]
+    pub monday_issuer: String,
+    #[arg(long, env = "PATCHBAY_GOOGLE_AUTH_URL", global = true, hide = true)]
+    pub google_auth_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_GOOGLE_TOKEN_URL", global = true, hide = true)]
+    pub google_token_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_GOOGLE_REVOKE_URL", global = true, hide = true)]
+    pub google_revoke_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_GOOGLE_USERINFO_URL", global = true, hide = true)]
+    pub google_userinfo_url: Option<String>,
+    /// The root under which `/calendar/v3/…` lives.
+    #[arg(long, env = "PATCHBAY_GOOGLE_API_URL", global = true, hide = true)]
+    pub google_api_url: Option<String>,
+    #[arg(
+        long,
+        env = "PATCHBAY_GOOGLE_ISSUER",
+        default_value = "https://accounts.google.com",
+        global = true,
+        hide = true
+    )]
+    pub google_issuer: String,
+}
+
+/// Validated provider apps: the OAuth registry (endpoints, issuers, scopes) and the secrets the
+/// webhooks capability will need.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderSettings {
-    pub monday: Option<ProviderApp>,
-    pub google: Option<ProviderApp>,
-    pub monday_api_version: String,
+    pub registry: Registry,
+    pub monday_signing_secret: Option<SecretString>,
     pub monday_plan: String,
+    pub google_api_url: Option<Url>,
     pub google_sync_days_back: u32,
-}
-
-/// One provider app's credentials.
-#[derive(Clone, Debug)]
-pub struct ProviderApp {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub signing_secret: Option<SecretString>,
-    pub flow: Option<String>,
 }
 
 impl ConfigArgs {
@@ -229,7 +267,7 @@ impl ConfigArgs {
             log_format: self.log_format.unwrap_or(if production { LogFormat::Json } else { LogFormat::Pretty }),
             allow_private_endpoints: self.allow_private_endpoints,
             worker_concurrency: self.worker_concurrency.max(1),
-            providers: self.provider_settings(env)?,
+            providers: self.provider_settings(env, production)?,
         })
     }
 
@@ -406,42 +444,72 @@ impl ConfigArgs {
         })
     }
 
-    fn provider_settings(&self, env: &dyn SecretSource) -> Result<ProviderSettings, ConfigError> {
+    fn provider_settings(&self, env: &dyn SecretSource, production: bool) -> Result<ProviderSettings, ConfigError> {
         let p = &self.providers;
-        let monday = match &p.monday_client_id {
-            Some(client_id) => {
-                let flow = p.monday_oauth_flow.clone().ok_or_else(|| {
+        let e = &p.endpoints;
+        let margin = Duration::from_secs(p.refresh_margin_seconds);
+        let mut registry = Registry::new();
+        let mut monday_signing_secret = None;
+        if let Some(client_id) = &p.monday_client_id {
+            let flow: MondayFlow = p
+                .monday_oauth_flow
+                .as_deref()
+                .ok_or_else(|| {
                     ConfigError::new(
                         "PATCHBAY_MONDAY_OAUTH_FLOW",
                         "required when PATCHBAY_MONDAY_CLIENT_ID is set (`legacy` or `v2`)",
                     )
-                })?;
-                if flow != "legacy" && flow != "v2" {
-                    return Err(ConfigError::new("PATCHBAY_MONDAY_OAUTH_FLOW", "must be `legacy` or `v2`"));
-                }
-                Some(ProviderApp {
-                    client_id: client_id.clone(),
-                    client_secret: required(env, "PATCHBAY_MONDAY_CLIENT_SECRET", "PATCHBAY_MONDAY_CLIENT_ID")?,
-                    signing_secret: Some(required(env, "PATCHBAY_MONDAY_SIGNING_SECRET", "PATCHBAY_MONDAY_CLIENT_ID")?),
-                    flow: Some(flow),
-                })
+                })?
+                .parse()
+                .map_err(|_| ConfigError::new("PATCHBAY_MONDAY_OAUTH_FLOW", "must be `legacy` or `v2`"))?;
+            let secret = required(env, "PATCHBAY_MONDAY_CLIENT_SECRET", "PATCHBAY_MONDAY_CLIENT_ID")?;
+            monday_signing_secret = Some(required(env, "PATCHBAY_MONDAY_SIGNING_SECRET", "PATCHBAY_MONDAY_CLIENT_ID")?);
+            let mut config = ProviderConfig::monday(client_id.clone(), secret, flow)
+                .with_monday_api_version(p.monday_api_version.clone())
+                .with_write_back(p.monday_write_back)
+                .with_issuer(e.monday_issuer.clone())
+                .with_refresh_margin(margin);
+            if let Some(url) = endpoint("PATCHBAY_MONDAY_AUTH_URL", &e.monday_auth_url, production)? {
+                config = config.with_authorize_url(url);
             }
-            None => None,
-        };
-        let google = match &p.google_client_id {
-            Some(client_id) => Some(ProviderApp {
-                client_id: client_id.clone(),
-                client_secret: required(env, "PATCHBAY_GOOGLE_CLIENT_SECRET", "PATCHBAY_GOOGLE_CLIENT_ID")?,
-                signing_secret: None,
-                flow: None,
-            }),
-            None => None,
-        };
+            if let Some(url) = endpoint("PATCHBAY_MONDAY_TOKEN_URL", &e.monday_token_url, production)? {
+                config = config.with_token_url(url);
+            }
+            if let Some(url) = endpoint("PATCHBAY_MONDAY_REVOKE_URL", &e.monday_revoke_url, production)? {
+                config = config.with_revoke_url((flow == MondayFlow::V2).then_some(url));
+            }
+            if let Some(url) = endpoint("PATCHBAY_MONDAY_MIGRATE_URL", &e.monday_migrate_url, production)? {
+                config = config.with_migrate_url(Some(url));
+            }
+            if let Some(url) = endpoint("PATCHBAY_MONDAY_API_URL", &e.monday_api_url, production)? {
+                config = config.with_identity_url(url);
+            }
+            registry = registry.with(config);
+        }
+        if let Some(client_id) = &p.google_client_id {
+            let secret = required(env, "PATCHBAY_GOOGLE_CLIENT_SECRET", "PATCHBAY_GOOGLE_CLIENT_ID")?;
+            let mut config = ProviderConfig::google(client_id.clone(), secret)
+                .with_issuer(e.google_issuer.clone())
+                .with_refresh_margin(margin);
+            if let Some(url) = endpoint("PATCHBAY_GOOGLE_AUTH_URL", &e.google_auth_url, production)? {
+                config = config.with_authorize_url(url);
+            }
+            if let Some(url) = endpoint("PATCHBAY_GOOGLE_TOKEN_URL", &e.google_token_url, production)? {
+                config = config.with_token_url(url);
+            }
+            if let Some(url) = endpoint("PATCHBAY_GOOGLE_REVOKE_URL", &e.google_revoke_url, production)? {
+                config = config.with_revoke_url(Some(url));
+            }
+            if let Some(url) = endpoint("PATCHBAY_GOOGLE_USERINFO_URL", &e.google_userinfo_url, production)? {
+                config = config.with_identity_url(url);
+            }
+            registry = registry.with(config);
+        }
         Ok(ProviderSettings {
-            monday,
-            google,
-            monday_api_version: p.monday_api_version.clone(),
+            registry,
+            monday_signing_secret,
             monday_plan: p.monday_plan.clone(),
+            google_api_url: endpoint("PATCHBAY_GOOGLE_API_URL", &e.google_api_url, production)?,
             google_sync_days_back: p.google_sync_days_back,
         })
     }
@@ -449,6 +517,19 @@ impl ConfigArgs {
 
 fn parse_key_ring(text: &SecretString) -> Result<KeyRing, ConfigError> {
     KeyRing::parse(text).map_err(|e| ConfigError::new("PATCHBAY_VAULT_KEYS", e.to_string()))
+}
+
+/// A provider endpoint override: an absolute URL, https in production.
+fn endpoint(variable: &'static str, value: &Option<String>, production: bool) -> Result<Option<Url>, ConfigError> {
+    let Some(text) = value.as_deref().filter(|t| !t.is_empty()) else { return Ok(None) };
+    let url = Url::parse(text).map_err(|e| ConfigError::new(variable, format!("not a URL: {e}")))?;
+    if url.host().is_none() || !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(variable, "must be an absolute http(s) URL"));
+    }
+    if production && url.scheme() != "https" {
+        return Err(ConfigError::new(variable, "must be https in production"));
+    }
+    Ok(Some(url))
 }
 
 fn required(env: &dyn SecretSource, name: &'static str, because: &str) -> Result<SecretString, ConfigError> {

@@ -34,12 +34,18 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
-const SECURITY_HEADERS: [(&str, &str); 5] = [
+const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("strict-transport-security", "max-age=31536000; includeSubDomains"),
     ("x-content-type-options", "nosniff"),
-    ("content-security-policy", "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),
+];
+
+/// Set unless the handler chose its own (the connect pages pin their scripts by hash; the
+/// popup page needs `Cross-Origin-Opener-Policy: unsafe-none`).
+const DEFAULT_HEADERS: [(&str, &str); 2] = [
+    ("content-security-policy", "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    ("cross-origin-opener-policy", "same-origin"),
 ];
 
 /// Security headers (security.md Q1) on every response; `Cache-Control: no-store` unless a
@@ -82,6 +88,9 @@ fn finish_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    for (name, value) in DEFAULT_HEADERS {
+        headers.entry(HeaderName::from_static(name)).or_insert(HeaderValue::from_static(value));
     }
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     let plain_json = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json");

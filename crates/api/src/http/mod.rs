@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod client_ip;
+pub mod connect;
 pub mod extract;
 pub mod health_routes;
 pub mod middleware;
@@ -89,7 +90,10 @@ fn rate_limited(error: GovernorError) -> Response<Body> {
 /// The whole public router with its layers.
 pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
     let settings = state.settings.clone();
-    let v1 = v1::router().merge(admin::router()).layer(GovernorLayer { config: limiters.v1.clone() });
+    let v1 = v1::router()
+        .merge(connect::api_router())
+        .merge(admin::router())
+        .layer(GovernorLayer { config: limiters.v1.clone() });
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health_routes::router())
         .merge(v1)
@@ -104,6 +108,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
+        .merge(connect::browser_router().layer(GovernorLayer { config: limiters.connect.clone() }))
         .fallback(|| async { ApiError::new(ProblemCode::RouteNotFound, "no route matches this path") })
         .with_state(state);
     with_layers(router, &settings)

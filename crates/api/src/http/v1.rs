@@ -6,9 +6,12 @@ use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal, PrincipalKind};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use patchbay_store::{ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus};
+use patchbay_store::{
+    ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus, NewAuditEvent,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_me))
         .routes(routes!(list_connections))
-        .routes(routes!(get_connection))
+        .routes(routes!(get_connection, delete_connection))
         .routes(routes!(list_audit_events))
 }
 
@@ -136,6 +139,43 @@ async fn get_connection(
         return Err(ApiError::not_found());
     }
     Ok(Json(connection.into()))
+}
+
+/// A disconnect in progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisconnectOut {
+    pub id: String,
+    /// Always `disconnecting`: the connection is hidden at once, cleaned up by a job.
+    pub status: &'static str,
+}
+
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 202, body = DisconnectOut), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn delete_connection(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<ConnectionId>,
+) -> Result<(StatusCode, Json<DisconnectOut>), ApiError> {
+    principal.require(Need::Write)?;
+    let connection = state.store.get_connection(principal.scope(), id).await?;
+    if principal.own_user().is_some_and(|me| me != connection.user_id) {
+        return Err(ApiError::not_found());
+    }
+    let now = chrono::Utc::now();
+    let job = crate::disconnect::job(principal.tenant_id, id, now);
+    let audit = NewAuditEvent {
+        tenant_id: Some(principal.tenant_id),
+        actor: principal.actor(),
+        action: "connection.disconnect".into(),
+        target: Some(format!("connection:{id}")),
+        request_id: None,
+        ip: None,
+    };
+    state.store.begin_disconnect(principal.scope(), id, job, audit).await?;
+    Ok((StatusCode::ACCEPTED, Json(DisconnectOut { id: id.to_string(), status: "disconnecting" })))
 }
 
 /// One audit record.

@@ -29,6 +29,7 @@ pub struct TestApp {
     pub metrics: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    pub state: patchbay_api::state::AppState,
     pub data_dir: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -48,8 +49,19 @@ pub async fn spawn_app() -> TestApp {
     spawn(Db::Sqlite, &[], HashMap::new()).await.expect("SQLite is always available")
 }
 
+/// A free loopback port (bound and released; the app binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// An app on `db` with extra flags and secret variables; `None` when Postgres is skipped.
 pub async fn spawn(db: Db, args: &[&str], env: HashMap<String, String>) -> Option<TestApp> {
+    spawn_on(free_port(), db, args, env).await
+}
+
+/// Like [`spawn`], on a chosen port (so `PATCHBAY_PUBLIC_URL` and provider redirect URIs can be
+/// known before the app starts).
+pub async fn spawn_on(port: u16, db: Db, args: &[&str], env: HashMap<String, String>) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_string();
     let mut env = env;
@@ -58,14 +70,27 @@ pub async fn spawn(db: Db, args: &[&str], env: HashMap<String, String>) -> Optio
     if db == Db::Postgres {
         env.insert("PATCHBAY_DATABASE_URL".into(), patchbay_testkit::db::postgres_url().await?);
     }
-    let mut all =
-        vec!["--data-dir", &data_dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log", "warn"];
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}");
+    let mut all = vec![
+        "--data-dir",
+        &data_dir,
+        "--listen",
+        &listen,
+        "--public-url",
+        &public,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log",
+        "warn",
+    ];
     all.extend_from_slice(args);
     let settings = settings(&all, &env).expect("test settings are valid");
     let app = Application::build(settings).await.expect("the app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let metrics = format!("http://127.0.0.1:{}", app.metrics_port().unwrap());
     let store = app.state().store.clone();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -76,6 +101,7 @@ pub async fn spawn(db: Db, args: &[&str], env: HashMap<String, String>) -> Optio
         metrics,
         client,
         store,
+        state,
         data_dir: dir.path().to_path_buf(),
         shutdown: Some(tx),
         handle: Some(handle),

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod config;
+mod connect;
 mod health;
 mod helpers;
 mod routes;

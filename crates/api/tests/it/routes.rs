@@ -134,6 +134,9 @@ async fn openapi_document_lists_exactly_the_routers_routes_and_every_problem_cod
         "GET /v1/me",
         "GET /v1/connections",
         "GET /v1/connections/{id}",
+        "DELETE /v1/connections/{id}",
+        "POST /v1/connect-sessions",
+        "GET /v1/connect-sessions/{id}",
         "GET /v1/audit-events",
         "GET /admin/v1/connections",
     ]
@@ -160,9 +163,10 @@ async fn openapi_document_lists_exactly_the_routers_routes_and_every_problem_cod
     assert!(spec["components"]["schemas"]["Problem"].is_object(), "the problem schema is documented");
     for (path, item) in spec["paths"].as_object().unwrap() {
         if path.starts_with("/v1/") || path.starts_with("/admin/") {
-            let op = &item["get"];
-            assert!(op["security"].is_array(), "{path} declares its security");
-            assert!(op["responses"]["401"].is_object(), "{path} documents its 401 problem");
+            for (method, op) in item.as_object().unwrap() {
+                assert!(op["security"].is_array(), "{method} {path} declares its security");
+                assert!(op["responses"]["401"].is_object(), "{method} {path} documents its 401 problem");
+            }
         }
     }
     app.stop().await;
