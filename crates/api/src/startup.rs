@@ -209,7 +209,7 @@ async fn refresh_sweep(state: &AppState) {
 
 /// The one outbound client for provider calls: the configured endpoints only, no redirects,
 /// bounded time and size; plain-http loopback endpoints only in development (local fakes).
-fn provider_client(settings: &Settings) -> anyhow::Result<OAuthClient> {
+pub fn provider_client(settings: &Settings) -> anyhow::Result<OAuthClient> {
     let development = settings.environment == crate::config::Environment::Development;
     let http = OutboundClient::builder()
         .allow_registry(&settings.providers.registry)

@@ -166,6 +166,18 @@ impl CredentialStore for PgStore {
         found.iter().map(rows::credential).collect()
     }
 
+    async fn credentials_with_flow(&self, flow: &str, limit: u32) -> StoreResult<Vec<Credential>> {
+        let found = sqlx::query(&format!(
+            "{CREDENTIAL} WHERE cr.flow = $1 AND c.deleted_at IS NULL AND c.status <> 'disconnecting' ORDER BY cr.connection_id LIMIT $2"
+        ))
+        .bind(flow)
+        .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found.iter().map(rows::credential).collect()
+    }
+
     async fn rewrap_credential(
         &self,
         connection_id: ConnectionId,

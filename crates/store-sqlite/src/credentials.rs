@@ -172,6 +172,18 @@ impl CredentialStore for SqliteStore {
         found.iter().map(rows::credential).collect()
     }
 
+    async fn credentials_with_flow(&self, flow: &str, limit: u32) -> StoreResult<Vec<Credential>> {
+        let found = sqlx::query(&format!(
+            "{CREDENTIAL} WHERE cr.flow = ? AND c.deleted_at IS NULL AND c.status <> 'disconnecting' ORDER BY cr.connection_id LIMIT ?"
+        ))
+        .bind(flow)
+        .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        found.iter().map(rows::credential).collect()
+    }
+
     async fn rewrap_credential(
         &self,
         connection_id: ConnectionId,

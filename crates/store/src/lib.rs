@@ -173,6 +173,9 @@ pub trait CredentialStore: Send + Sync {
     async fn credential_key_usage(&self) -> StoreResult<Vec<KeyUsage>>;
     /// Up to `limit` credentials not under `primary_key_id` (for `vault rotate`), oldest first.
     async fn credentials_to_rewrap(&self, primary_key_id: u32, limit: u32) -> StoreResult<Vec<Credential>>;
+    /// Up to `limit` credentials of visible connections stored under token `flow` (e.g. Monday
+    /// `legacy`, for `patchbay monday migrate-tokens`), by connection id.
+    async fn credentials_with_flow(&self, flow: &str, limit: u32) -> StoreResult<Vec<Credential>>;
     /// Replaces a credential's ciphertext if its version is still `expected_version`; returns
     /// whether it did (a concurrent refresh wins; rotate retries the row later).
     async fn rewrap_credential(

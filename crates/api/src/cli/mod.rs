@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod dev_token;
+pub mod monday;
 mod vault;
 
 use crate::config::{ConfigArgs, Settings};
@@ -37,6 +38,9 @@ pub enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     ApiKeys(api_keys::ApiKeysCommand),
+    /// Monday.com maintenance.
+    #[command(subcommand)]
+    Monday(monday::MondayCommand),
     /// Manage the token vault's keys.
     #[command(subcommand)]
     Vault(vault::VaultCommand),
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::ApiKeys(command) => api_keys::run(command, settings).await,
         Command::DevToken(args) => dev_token::run(args, &settings),
         Command::Vault(command) => vault::run(command, settings).await,
+        Command::Monday(command) => monday::run(command, settings).await,
     };
     match result {
         Ok(()) => Exit::Ok,

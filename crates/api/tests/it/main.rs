@@ -7,5 +7,6 @@ mod config;
 mod connect;
 mod health;
 mod helpers;
+mod migrate;
 mod routes;
 mod tenancy;
