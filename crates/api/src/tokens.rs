@@ -171,6 +171,15 @@ impl Tokens {
             let now = Utc::now();
             let until = now + chrono::Duration::from_std(REFRESH_LEASE).unwrap_or(chrono::Duration::seconds(30));
             if self.store.try_lease_refresh(id, &self.owner, until, now).await? {
+                // Re-read under the lease: a key rotation's rewrap or a sibling's write may have
+                // landed between our read and the lease, and the write below is guarded by the
+                // version we use now.
+                let credential = self.store.get_credential(scope, id).await.map_err(not_found)?;
+                let set = self.open(&credential)?;
+                if seen_version.is_some_and(|v| credential.version != v) && self.is_fresh(provider, &set) {
+                    self.store.release_refresh_lease(id, &self.owner).await?;
+                    return Ok(set.access_token);
+                }
                 return self.refresh_holding_lease(scope, id, provider, credential, set).await;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -205,10 +214,9 @@ impl Tokens {
         match outcome {
             Ok(mut fresh) => {
                 if fresh.refresh_token.is_none() {
-                    fresh.refresh_token = Some(refresh_token); // providers that do not rotate keep the old one
+                    fresh.refresh_token = Some(refresh_token.clone()); // providers that do not rotate keep the old one
                 }
-                let sealed = self.seal(credential.tenant_id, id, &credential.flow, &fresh);
-                self.store.store_refreshed(id, credential.version, sealed, Utc::now()).await?;
+                self.write_refreshed(scope, id, &credential, &refresh_token, &fresh).await?;
                 Ok(fresh.access_token)
             }
             Err(error) => {
@@ -229,6 +237,43 @@ impl Tokens {
                 }
             }
         }
+    }
+
+    /// Stores a refreshed token set over the version it was read at. If the row changed
+    /// meanwhile without a new grant (the same refresh token is still stored: a re-encryption),
+    /// the write is repeated over the new version, so a provider-rotated refresh token is never
+    /// dropped.
+    async fn write_refreshed(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        read: &Credential,
+        presented: &SecretString,
+        fresh: &TokenSet,
+    ) -> Result<(), TokenError> {
+        let mut expected = read.version;
+        for _ in 0..3 {
+            let sealed = self.seal(read.tenant_id, id, &read.flow, fresh);
+            match self.store.store_refreshed(id, expected, sealed, Utc::now()).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_)) => {
+                    let current = self.store.get_credential(scope, id).await.map_err(not_found)?;
+                    let same_grant = self
+                        .open(&current)?
+                        .refresh_token
+                        .is_some_and(|stored| stored.expose_secret() == presented.expose_secret());
+                    if !same_grant {
+                        // A reconnect stored a newer grant; it wins.
+                        self.store.release_refresh_lease(id, &self.owner).await?;
+                        return Ok(());
+                    }
+                    expected = current.version;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.release_refresh_lease(id, &self.owner).await?;
+        Err(TokenError::Busy)
     }
 
     async fn mark_dead<T>(

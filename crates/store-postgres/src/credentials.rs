@@ -187,7 +187,8 @@ impl CredentialStore for PgStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE credential SET key_id = $1, ciphertext = $2, version = version + 1, updated_at = $3
-             WHERE connection_id = $4 AND version = $5",
+             WHERE connection_id = $4 AND version = $5
+               AND (refresh_lease_until IS NULL OR refresh_lease_until < $3)",
         )
         .bind(i64::from(key_id))
         .bind(ciphertext)

@@ -191,15 +191,18 @@ impl CredentialStore for SqliteStore {
         key_id: u32,
         ciphertext: Vec<u8>,
     ) -> StoreResult<bool> {
+        let at = micros(now());
         let done = sqlx::query(
             "UPDATE credential SET key_id = ?, ciphertext = ?, version = version + 1, updated_at = ?
-             WHERE connection_id = ? AND version = ?",
+             WHERE connection_id = ? AND version = ?
+               AND (refresh_lease_until IS NULL OR refresh_lease_until < ?)",
         )
         .bind(i64::from(key_id))
         .bind(ciphertext)
-        .bind(micros(now()))
+        .bind(at)
         .bind(id_text(connection_id.0))
         .bind(expected_version)
+        .bind(at)
         .execute(&self.writer)
         .await
         .map_err(db_err)?;

@@ -176,8 +176,9 @@ pub trait CredentialStore: Send + Sync {
     /// Up to `limit` credentials of visible connections stored under token `flow` (e.g. Monday
     /// `legacy`, for `patchbay monday migrate-tokens`), by connection id.
     async fn credentials_with_flow(&self, flow: &str, limit: u32) -> StoreResult<Vec<Credential>>;
-    /// Replaces a credential's ciphertext if its version is still `expected_version`; returns
-    /// whether it did (a concurrent refresh wins; rotate retries the row later).
+    /// Replaces a credential's ciphertext if its version is still `expected_version` and no
+    /// refresh holds its lease; returns whether it did (a refresh in flight wins — its provider
+    /// call may have rotated the refresh token — and rotate retries the row later).
     async fn rewrap_credential(
         &self,
         connection_id: ConnectionId,

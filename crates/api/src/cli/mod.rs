@@ -3,7 +3,7 @@
 mod api_keys;
 mod dev_token;
 pub mod monday;
-mod vault;
+pub mod vault;
 
 use crate::config::{ConfigArgs, Settings};
 use crate::startup::{shutdown_signal, Application};

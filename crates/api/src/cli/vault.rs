@@ -54,7 +54,7 @@ pub async fn run(command: VaultCommand, settings: Settings) -> anyhow::Result<()
         .context("opening the database (PATCHBAY_DATABASE_URL)")?;
     let result = match command {
         VaultCommand::Status => status(&store, &ring).await,
-        VaultCommand::Rotate { batch } => rotate(&store, Vault::new(ring), batch).await,
+        VaultCommand::Rotate { batch } => rotate(&store, Vault::new(ring), batch).await.map(|_| ()),
         VaultCommand::Retire { id } => retire(&store, &ring, id).await,
         VaultCommand::GenerateKey { .. } => unreachable!("handled above"),
     };
@@ -97,7 +97,8 @@ async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rotate(store: &Arc<dyn Store>, vault: Vault, batch: u32) -> anyhow::Result<()> {
+/// Re-encrypts every credential not under the primary key; returns how many it moved.
+pub async fn rotate(store: &Arc<dyn Store>, vault: Vault, batch: u32) -> anyhow::Result<i64> {
     let primary = vault.ring().primary_id();
     let total: i64 =
         store.credential_key_usage().await?.iter().filter(|u| u.key_id != primary).map(|u| u.credentials).sum();
@@ -109,6 +110,7 @@ async fn rotate(store: &Arc<dyn Store>, vault: Vault, batch: u32) -> anyhow::Res
         if pending.is_empty() {
             break;
         }
+        let before = done;
         for credential in pending {
             let aad = token_set_aad(credential.tenant_id, credential.connection_id);
             match vault.rewrap(&credential.ciphertext, &aad) {
@@ -130,6 +132,11 @@ async fn rotate(store: &Arc<dyn Store>, vault: Vault, batch: u32) -> anyhow::Res
             eprint!("\r    {done}/{total} re-encrypted, {} failed", failed.len());
             let _ = std::io::stderr().flush();
         }
+        if done == before {
+            // Every row of this pass is being refreshed right now (its lease is held): let the
+            // refresh finish, then take the row again.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
     eprintln!();
     if !failed.is_empty() {
@@ -139,10 +146,11 @@ async fn rotate(store: &Arc<dyn Store>, vault: Vault, batch: u32) -> anyhow::Res
         );
     }
     eprintln!("==> every credential is under key {primary}");
-    Ok(())
+    Ok(done)
 }
 
-async fn retire(store: &Arc<dyn Store>, ring: &KeyRing, id: u32) -> anyhow::Result<()> {
+/// Refuses to retire a key that is primary or still encrypts a credential.
+pub async fn retire(store: &Arc<dyn Store>, ring: &KeyRing, id: u32) -> anyhow::Result<()> {
     if id == ring.primary_id() {
         bail!("key {id} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`");
     }

@@ -8,5 +8,6 @@ mod connect;
 mod health;
 mod helpers;
 mod migrate;
+mod rotation;
 mod routes;
 mod tenancy;
