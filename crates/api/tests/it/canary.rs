@@ -36,7 +36,11 @@ impl<'a> MakeWriter<'a> for Captured {
 struct Seen(Vec<(String, String)>);
 
 impl Seen {
-    async fn record(&mut self, what: &str, response: reqwest::Response) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+    async fn record(
+        &mut self,
+        what: &str,
+        response: reqwest::Response,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
@@ -71,7 +75,8 @@ async fn no_secret_or_token_reaches_logs_responses_or_the_database() {
 
     for provider in ["google", "monday"] {
         let body = json!({"provider": provider, "mode": "redirect", "return_to": format!("{APP}/done")});
-        let response = w.app.client.post(w.app.url("/v1/connect-sessions")).bearer_auth(&alice).json(&body).send().await.unwrap();
+        let response =
+            w.app.client.post(w.app.url("/v1/connect-sessions")).bearer_auth(&alice).json(&body).send().await.unwrap();
         let (_, _, text) = seen.record("create session", response).await;
         let created: serde_json::Value = serde_json::from_str(&text).unwrap();
         let connect_token = created["token"].as_str().unwrap().to_string();
@@ -89,7 +94,11 @@ async fn no_secret_or_token_reaches_logs_responses_or_the_database() {
         let binding = cookie.split_once('=').unwrap().1.to_string();
         intended.push((state.clone(), "connect submit".into()));
         intended.push((binding.clone(), "connect submit".into()));
-        let started = crate::connect::Started { session_id: created["id"].as_str().unwrap().into(), authorize, cookie: cookie.clone() };
+        let started = crate::connect::Started {
+            session_id: created["id"].as_str().unwrap().into(),
+            authorize,
+            cookie: cookie.clone(),
+        };
         let callback = w.consent(provider, &started);
         let code = callback.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
         let response = w.callback(&callback, Some(&cookie)).await;
@@ -127,10 +136,18 @@ async fn no_secret_or_token_reaches_logs_responses_or_the_database() {
     for canary in &canaries {
         assert!(!logs.contains(canary.as_str()), "a secret reached the logs: {}…", &canary[..6.min(canary.len())]);
         let needle = canary.as_bytes();
-        assert!(!database.windows(needle.len()).any(|w| w == needle), "a secret is in the database file: {}…", &canary[..6.min(canary.len())]);
+        assert!(
+            !database.windows(needle.len()).any(|w| w == needle),
+            "a secret is in the database file: {}…",
+            &canary[..6.min(canary.len())]
+        );
         for (what, text) in &seen.0 {
             let allowed = intended.iter().any(|(value, response)| value == canary && response == what);
-            assert!(allowed || !text.contains(canary.as_str()), "a secret reached the response of `{what}`: {}…", &canary[..6.min(canary.len())]);
+            assert!(
+                allowed || !text.contains(canary.as_str()),
+                "a secret reached the response of `{what}`: {}…",
+                &canary[..6.min(canary.len())]
+            );
         }
     }
 }
