@@ -21,6 +21,11 @@ pub struct World {
 }
 
 pub async fn world(db: Db, monday_flow: &str) -> Option<World> {
+    world_with(db, monday_flow, &[]).await
+}
+
+/// Like [`world`], with extra `patchbay` flags (the browser tests allow their app's origin).
+pub async fn world_with(db: Db, monday_flow: &str, extra_args: &[&str]) -> Option<World> {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let google = FakeGoogle::start().await;
@@ -78,6 +83,7 @@ pub async fn world(db: Db, monday_flow: &str) -> Option<World> {
         "--connect-burst",
         "1000",
     ];
+    let args: Vec<&str> = args.into_iter().chain(extra_args.iter().copied()).collect();
     let env: HashMap<String, String> = [
         ("PATCHBAY_GOOGLE_CLIENT_SECRET", "google-secret"),
         ("PATCHBAY_MONDAY_CLIENT_SECRET", "monday-secret"),
@@ -373,16 +379,21 @@ async fn return_targets_must_be_allowlisted_exactly() {
 
 #[tokio::test]
 async fn a_code_issued_to_one_browser_fails_in_another_browsers_session() {
+    // Google and Monday OAuth 2.1 bind the code to the PKCE verifier of the browser that
+    // started the flow. Monday's legacy flow has no PKCE: there the state and its cookie
+    // binding are the only defence (see docs/security.md).
     let w = world(Db::Sqlite, "v2").await.unwrap();
     let alice = token("alice", json!({}));
-    let mallory = w.start(&alice, "google", json!({})).await;
-    let victim = w.start(&alice, "google", json!({})).await;
-    let mallory_code = w.consent("google", &mallory).query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let mut injected = w.consent("google", &victim);
-    let victim_state = injected.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    injected.query_pairs_mut().clear().append_pair("code", &mallory_code).append_pair("state", &victim_state);
-    let back = back_to_app(&w.callback(&injected, Some(&victim.cookie)).await);
-    assert_eq!(back["error"], "exchange_failed", "PKCE binds the code to the browser that started it");
+    for provider in ["google", "monday"] {
+        let mallory = w.start(&alice, provider, json!({})).await;
+        let victim = w.start(&alice, provider, json!({})).await;
+        let mallory_code = w.consent(provider, &mallory).query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+        let mut injected = w.consent(provider, &victim);
+        let victim_state = injected.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+        injected.query_pairs_mut().clear().append_pair("code", &mallory_code).append_pair("state", &victim_state);
+        let back = back_to_app(&w.callback(&injected, Some(&victim.cookie)).await);
+        assert_eq!(back["error"], "exchange_failed", "{provider}: PKCE binds the code to the browser that started it");
+    }
     let list = json(w.app.get_as("/v1/connections", &alice).await).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing stored");
     w.app.stop().await;
