@@ -94,6 +94,11 @@ pub async fn start(state: &AppState, session: ConnectSession) -> Response {
         headers.insert(header::LOCATION, location);
         headers.insert(header::SET_COOKIE, cookie);
     }
+    if session.mode == ConnectMode::Popup {
+        // Browsers apply COOP to redirect responses too: the default `same-origin` would sever the
+        // popup from the app on its way to the provider (see pages::self_submitting).
+        headers.insert("cross-origin-opener-policy", HeaderValue::from_static("unsafe-none"));
+    }
     response
 }
 

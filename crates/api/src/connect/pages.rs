@@ -39,8 +39,10 @@ pub fn escape(text: &str) -> String {
 
 /// `GET /connect/{token}`: a page that submits itself as `POST /connect/{token}`, so a link
 /// scanner that fetches the URL cannot burn the token. `provider_origin` is where the POST's
-/// redirect goes (CSP `form-action` governs redirects after a form submission too).
-pub fn self_submitting(token: &str, provider_origin: &str) -> Response {
+/// redirect goes (CSP `form-action` governs redirects after a form submission too). In popup
+/// mode (`keep_opener`) it is served with COOP `unsafe-none`: a `same-origin` page here would
+/// sever the popup from the app for good, and the result page could never post back.
+pub fn self_submitting(token: &str, provider_origin: &str, keep_opener: bool) -> Response {
     let script = "document.getElementById('go').submit();";
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Connecting…</title></head><body>\
@@ -54,7 +56,7 @@ pub fn self_submitting(token: &str, provider_origin: &str) -> Response {
         script_hash(script),
         provider_origin
     );
-    html(StatusCode::OK, body, csp, "same-origin")
+    html(StatusCode::OK, body, csp, if keep_opener { "unsafe-none" } else { "same-origin" })
 }
 
 /// The popup result page: posts `{patchbay_status, connection_id | error}` to the opener at

@@ -202,7 +202,8 @@ async fn connect_page(State(state): State<AppState>, Path(token): Path<String>) 
     let Some(config) = flow::provider_config(&state, &session.provider) else {
         return pages::error(StatusCode::BAD_REQUEST, "This provider is not enabled.");
     };
-    pages::self_submitting(&token, &config.authorize_url.origin().ascii_serialization())
+    let keep_opener = session.mode == ConnectMode::Popup;
+    pages::self_submitting(&token, &config.authorize_url.origin().ascii_serialization(), keep_opener)
 }
 
 /// `POST /connect/{token}`: consumes the session and redirects to the provider.
