@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Patchbay's benchmark: bench/run.sh [--smoke] [--store sqlite|postgres|both] [--duration S]. See --help.
+# Patchbay's benchmark: bench/run.sh [--smoke] [--connect] [--store sqlite|postgres|both] [--duration S]. See --help.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: bench/run.sh [--smoke] [--store sqlite|postgres|both] [--duration SECONDS] [--no-build]
+Usage: bench/run.sh [--smoke] [--connect] [--store sqlite|postgres|both] [--duration SECONDS] [--no-build]
 
 Builds the release binary (cargo build --release -p patchbay-api) and measures it on each store:
   - start-to-ready: spawn `patchbay serve`, poll GET /readyz every 2 ms until 200; the first start
@@ -13,8 +13,18 @@ Builds the release binary (cargo build --release -p patchbay-api) and measures i
   - wrk -t2 -c32 --latency against GET /healthz, GET /readyz and GET /v1/me (a JWT from
     `patchbay dev-token --user bench-user`): requests/s, p50, p99, and the /v1/me ÷ /healthz ratio
 Targets shown beside the numbers: /v1/me >= 0.5 x /healthz; RSS idle <= 20 MB;
-start-to-ready <= 150 ms on SQLite. Targets never change the exit status; something that did not
-work (no start, a non-2xx answer under load, Postgres unreachable) does.
+start-to-ready <= 150 ms on SQLite.
+
+Then the Connect benchmarks (crates/api/benches/connect.rs; `cargo bench -p patchbay-api --bench
+connect -- --help` says more), in-process against the fake Google:
+  - callback throughput: 2,000 prepared connect flows, all callbacks fired with concurrency 32:
+    callbacks/s, p50, p99 (target >= 500/s on Postgres)
+  - refresh storm: 10,000 real connects whose token sets then expire at one instant inside the
+    refresh margin; fresh_access_token for all of them with concurrency 64 (targets: exactly
+    10,000 refresh calls at the fake, finished before the tokens expire)
+
+Targets never change the exit status; something that did not work (no start, a non-2xx answer
+under load, Postgres unreachable, a callback that did not connect, a wrong refresh count) does.
 
 Stores:
   sqlite    a fresh temporary data directory, no other configuration
@@ -22,13 +32,18 @@ Stores:
             (the database is created if missing); explicit random JWT secret and vault key
 
 Options:
-  --smoke            2 s per endpoint, 3 later starts, SQLite only (what CI runs)
+  --smoke            2 s per endpoint, 3 later starts, SQLite only (what CI runs); the Connect
+                     smoke (200 callbacks, a storm of 500) runs from the test profile
+                     (cargo test --bench connect), which the test suite has already built: an
+                     optimised build of the bench target and its dev-dependencies takes minutes
+  --connect          only the Connect benchmarks (no release binary, no wrk)
   --store S          sqlite, postgres or both (default: both)
   --duration S       seconds of wrk per endpoint (default 10)
   --no-build         use the existing target/release/patchbay
   -h, --help         this text
 
-The Markdown table goes to stdout and to bench/out/results-<date>.md (-smoke.md for --smoke).
+The Markdown tables go to stdout and to bench/out/results-<date>.md and bench/out/connect-<date>.md
+(-smoke.md for --smoke).
 wrk is installed with apt-get when missing and running as root. All traffic goes to 127.0.0.1.
 EOF
 }
@@ -40,10 +55,12 @@ smoke=false
 store=both
 duration=""
 build=true
+connect_only=false
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --smoke) smoke=true ;;
+    --connect) connect_only=true ;;
     --store)
       [ $# -ge 2 ] || die "--store needs a value: sqlite, postgres or both"
       store=$2; shift ;;
@@ -70,6 +87,28 @@ duration=${duration:-10}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+
+# run_connect: the Connect benchmarks (stores as --store says), with the same Postgres database.
+run_connect() {
+  local connect_store=$store
+  [ -z "${pg_url:-}" ] || export PATCHBAY_BENCH_DATABASE_URL=$pg_url
+  if $smoke; then
+    say "Connect benchmarks, smoke (cargo test -p patchbay-api --bench connect -- --smoke --store sqlite)"
+    cargo test -p patchbay-api --bench connect -- --smoke --store sqlite
+  else
+    say "Connect benchmarks ($connect_store; cargo bench -p patchbay-api --bench connect; the first build takes minutes)"
+    cargo bench -p patchbay-api --bench connect -- --store "$connect_store"
+  fi
+}
+
+if $connect_only; then
+  pg_url=""
+  if [ "$store" != sqlite ]; then
+    pg_url=${PATCHBAY_BENCH_DATABASE_URL:-}
+  fi
+  run_connect || die "the Connect benchmarks did not work (see above)"
+  exit 0
+fi
 
 command -v python3 >/dev/null 2>&1 || die "python3 is needed (apt-get install python3)"
 
@@ -134,4 +173,16 @@ out="$root/bench/out/results-$date_tag$suffix.md"
 args=(--bin "$bin" --stores "$stores" --duration "$duration" --starts "$starts" --out "$out")
 $smoke && args+=(--smoke)
 say "measuring ($stores; $duration s of wrk per endpoint)"
-exec python3 "$root/bench/measure.py" "${args[@]}" "${pg_args[@]}"
+status=0
+python3 "$root/bench/measure.py" "${args[@]}" "${pg_args[@]}" || status=$?
+
+# --- the Connect benchmarks
+if [ -n "${pg_error:-}" ] && [ "$store" != sqlite ]; then
+  say "Connect benchmarks on Postgres not run: $pg_error"
+  status=1
+  [ "$store" = both ] && store=sqlite || store=""
+fi
+if [ -n "$store" ]; then
+  run_connect || { say "ERROR: the Connect benchmarks did not work (see above)"; status=1; }
+fi
+exit "$status"

@@ -7,7 +7,7 @@ usage() {
   cat <<'EOF'
 Usage: ./scripts/test.sh [ARGS...]
 
-Runs Patchbay's whole test suite, on SQLite and on Postgres.
+Runs Patchbay's whole test suite, on SQLite and on Postgres, and in headless Chromium.
 
   1. Postgres: uses PATCHBAY_TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres.
      If that server does not answer and initdb/pg_ctl are installed, starts a private throwaway
@@ -18,8 +18,13 @@ Runs Patchbay's whole test suite, on SQLite and on Postgres.
   2. Drops leftover per-test schemas (t_<32 hex>) from that database: those over 2 minutes old,
      or over an hour old while other sessions are connected (a test run may be in progress).
      PATCHBAY_TEST_DROP_SCHEMAS=force drops all of them anyway, =skip drops none.
-  3. Builds the binary (cargo build -p patchbay-api --bin patchbay); some tests run it.
-  4. Runs cargo nextest run --workspace (profile "ci" when CI=true), or cargo test --workspace when
+  3. Chromium for the browser tests (crates/api/tests/it/browser.rs): needs /usr/bin/chromium and
+     /usr/bin/chromedriver. If either is missing and we are root, runs apt-get update (once) and
+     apt-get install -y chromium chromium-driver. If they cannot be had, the browser tests are
+     skipped (PATCHBAY_BROWSER=skip: each prints "skipped: ...") and said so; under CI=true that
+     makes the run fail, after the other tests have run.
+  4. Builds the binary (cargo build -p patchbay-api --bin patchbay); some tests run it.
+  5. Runs cargo nextest run --workspace (profile "ci" when CI=true), or cargo test --workspace when
      cargo-nextest is not installed, passing ARGS through, e.g.
          ./scripts/test.sh -E 'test(auth)'
      With no ARGS, doctests also run (cargo test --workspace --doc; nextest does not run them).
@@ -28,7 +33,9 @@ Environment:
   PATCHBAY_TEST_DATABASE_URL   Postgres to test against (tests create one schema per test in it)
   PATCHBAY_TEST_POSTGRES=skip  skip the Postgres half on purpose
   PATCHBAY_TEST_DROP_SCHEMAS   auto (default) | force | skip
-  CI=true                      nextest profile "ci"; a skipped Postgres half fails the run
+  PATCHBAY_BROWSER=skip        skip the browser tests on purpose (and do not install Chromium)
+  CI=true                      nextest profile "ci"; a skipped Postgres half or skipped browser
+                               tests fail the run
 EOF
 }
 
@@ -253,23 +260,52 @@ drop_leftover_schemas() {
   fi
 }
 
-# ensure_chromium: install Debian's Chromium for the browser tests.
-# Not called yet: no test needs a browser so far. When the first browser test lands, call it from
-# the main flow below (before the build), e.g. when that test's crate or folder exists.
-# shellcheck disable=SC2317,SC2329
+# ensure_chromium: Debian's Chromium and ChromeDriver (/usr/bin/chromium, /usr/bin/chromedriver) for
+# the browser tests. Installs them with apt-get when missing and we are root; when they cannot be
+# had, leaves the reason in browser_skip_reason (the caller skips the browser tests).
+browser_skip_reason=""
+apt_updated=false
 ensure_chromium() {
-  if [ "${PATCHBAY_BROWSER_TESTS:-}" = skip ]; then
-    say "browser tests skipped (PATCHBAY_BROWSER_TESTS=skip)"
+  if [ "${PATCHBAY_BROWSER:-}" = skip ]; then
+    browser_skip_reason="PATCHBAY_BROWSER=skip was set"
     return 0
   fi
-  [ -x /usr/bin/chromium ] && return 0
-  if [ "$(id -u)" != 0 ]; then
-    printf '==> ERROR: /usr/bin/chromium is missing; install it (sudo apt-get install -y chromium) or set PATCHBAY_BROWSER_TESTS=skip\n' >&2
-    return 1
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    say "Chromium and ChromeDriver found"
+    return 0
   fi
-  say "installing Chromium for the browser tests (apt-get install -y chromium)"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  if [ "$(id -u)" != 0 ]; then
+    browser_skip_reason="/usr/bin/chromium or /usr/bin/chromedriver is missing and we are not root to install them (sudo apt-get install -y chromium chromium-driver)"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || {
+    browser_skip_reason="/usr/bin/chromium or /usr/bin/chromedriver is missing and apt-get is not available to install them"
+    return 0
+  }
+  local log
+  log=$(mktemp "${TMPDIR:-/tmp}/patchbay-apt.XXXXXX")
+  say "installing Chromium and ChromeDriver for the browser tests (apt-get install -y chromium chromium-driver)"
+  if ! $apt_updated; then
+    if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >"$log" 2>&1; then
+      tail -n 20 "$log" >&2 || true
+      rm -f "$log"
+      browser_skip_reason="apt-get update failed (output above), so Chromium could not be installed"
+      return 0
+    fi
+    apt_updated=true
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium chromium-driver >"$log" 2>&1; then
+    tail -n 20 "$log" >&2 || true
+    rm -f "$log"
+    browser_skip_reason="apt-get install chromium chromium-driver failed (output above)"
+    return 0
+  fi
+  rm -f "$log"
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    say "Chromium and ChromeDriver installed"
+  else
+    browser_skip_reason="apt-get installed chromium and chromium-driver, but /usr/bin/chromium or /usr/bin/chromedriver is still missing"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +336,16 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 2. Build and test
+# 2. Chromium, for the browser tests
+
+ensure_chromium
+if [ -n "$browser_skip_reason" ]; then
+  printf '==> browser tests will NOT run: %s\n' "$browser_skip_reason" >&2
+  export PATCHBAY_BROWSER=skip
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Build and test
 
 say "building the patchbay binary (cargo build -p patchbay-api --bin patchbay)"
 cargo build -p patchbay-api --bin patchbay || {
@@ -314,12 +359,13 @@ if cargo nextest --version >/dev/null 2>&1; then
   $is_ci && args+=(--profile ci)
   # An empty workspace (or crate) is not a failure; a filter that matches nothing still is.
   [ $# -gt 0 ] || args+=(--no-tests=warn)
-  say "running cargo ${args[*]}${*:+$(printf ' %q' "$@")}"
-  cargo "${args[@]}" "$@" || status=$?
+  # Doctests first (nextest does not run them), so the run closes on nextest's summary.
   if [ $# -eq 0 ]; then
     say "running doctests (cargo test --workspace --doc)"
     cargo test --workspace --doc || status=$?
   fi
+  say "running cargo ${args[*]}${*:+$(printf ' %q' "$@")}"
+  cargo "${args[@]}" "$@" || status=$?
 else
   say "cargo-nextest is not installed (cargo install cargo-nextest --locked); using cargo test"
   say "running cargo test --workspace${*:+$(printf ' %q' "$@")}"
@@ -327,7 +373,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. Verdict
+# 4. Verdict
 
 if [ -n "$pg_skip_reason" ]; then
   printf '==> Postgres half did NOT run: %s\n' "$pg_skip_reason" >&2
@@ -336,8 +382,17 @@ if [ -n "$pg_skip_reason" ]; then
     status=1
   fi
 fi
+if [ -n "$browser_skip_reason" ]; then
+  printf '==> browser tests did NOT run: %s\n' "$browser_skip_reason" >&2
+  if $is_ci && [ "$status" -eq 0 ]; then
+    printf '==> FAILED: CI=true requires the browser tests (install chromium and chromium-driver, as root)\n' >&2
+    status=1
+  fi
+fi
 if [ "$status" -eq 0 ]; then
-  say "tests passed${pg_skip_reason:+ (SQLite only)}"
+  skipped="${pg_skip_reason:+SQLite only}"
+  [ -z "$browser_skip_reason" ] || skipped="${skipped:+$skipped, }without the browser tests"
+  say "tests passed${skipped:+ ($skipped)}"
 else
   printf '==> tests FAILED (exit %s)\n' "$status" >&2
 fi

@@ -387,7 +387,8 @@ async fn a_code_issued_to_one_browser_fails_in_another_browsers_session() {
     for provider in ["google", "monday"] {
         let mallory = w.start(&alice, provider, json!({})).await;
         let victim = w.start(&alice, provider, json!({})).await;
-        let mallory_code = w.consent(provider, &mallory).query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+        let mallory_code =
+            w.consent(provider, &mallory).query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
         let mut injected = w.consent(provider, &victim);
         let victim_state = injected.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
         injected.query_pairs_mut().clear().append_pair("code", &mallory_code).append_pair("state", &victim_state);

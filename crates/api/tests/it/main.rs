@@ -1,6 +1,7 @@
 //! Patchbay API tests: the real server on loopback, real SQLite and real Postgres.
 
 mod auth;
+mod browser;
 mod canary;
 mod cli;
 mod config;
