@@ -186,25 +186,43 @@ async fn housekeeping(state: AppState, limiters: RateLimiters, instance: Instanc
 }
 
 /// Refreshes tokens that will expire before the next sweep, so syncs never wait on a refresh.
+/// Works through everything due in batches (a fleet whose tokens were issued together expires
+/// together), bounded per tick so a provider outage cannot pin the loop.
 async fn refresh_sweep(state: &AppState) {
     use futures::StreamExt;
+    const BATCH: u32 = 500;
+    const MAX_BATCHES_PER_TICK: usize = 100;
     let horizon = chrono::Utc::now()
         + chrono::Duration::minutes(6)
         + chrono::Duration::from_std(HEARTBEAT_EVERY).unwrap_or_default();
-    let due = match state.store.credentials_expiring(horizon, 500).await {
-        Ok(due) => due,
-        Err(e) => {
-            tracing::warn!(error = %e, "refresh sweep could not list expiring credentials");
+    for _ in 0..MAX_BATCHES_PER_TICK {
+        let due = match state.store.credentials_expiring(horizon, BATCH).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "refresh sweep could not list expiring credentials");
+                return;
+            }
+        };
+        let full = due.len() == BATCH as usize;
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        futures::stream::iter(due)
+            .for_each_concurrent(32, |(scope, id)| {
+                let failures = &failures;
+                async move {
+                    if let Err(e) = state.tokens.fresh_access_token(scope, id).await {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(connection = %id, error = %e, "refresh sweep: refresh failed");
+                    }
+                }
+            })
+            .await;
+        // Stop when nothing more is due, or on any failure: failing rows sort first and would
+        // be retried at once (a provider outage must not turn the sweep into a retry loop);
+        // the next tick, or the first use, takes them again.
+        if !full || failures.load(std::sync::atomic::Ordering::Relaxed) > 0 {
             return;
         }
-    };
-    futures::stream::iter(due)
-        .for_each_concurrent(8, |(scope, id)| async move {
-            if let Err(e) = state.tokens.fresh_access_token(scope, id).await {
-                tracing::warn!(connection = %id, error = %e, "refresh sweep: refresh failed");
-            }
-        })
-        .await;
+    }
 }
 
 /// The one outbound client for provider calls: the configured endpoints only, no redirects,
