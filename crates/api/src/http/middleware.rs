@@ -61,13 +61,12 @@ fn problemify(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    // Handlers answer errors as problem+json already; the one JSON error body that is not a
-    // problem is the readiness document (`/readyz` 503 keeps its contract shape).
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"));
+    // Handlers answer errors as problem+json already; the bodies that are not problems are the
+    // readiness document (`/readyz` 503 keeps its contract shape) and the connect flow's HTML
+    // error pages, which a person reads in the browser.
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json") || ct.starts_with("text/html")
+    });
     if is_json {
         return response;
     }

@@ -249,7 +249,10 @@ async fn unknown_and_expired_states_are_refused_before_any_token_call() {
     let mut forged = w.consent("google", &started);
     let code = forged.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
     forged.query_pairs_mut().clear().append_pair("code", &code).append_pair("state", "made-up-state");
-    assert_eq!(w.callback(&forged, Some(&started.cookie)).await.status(), 400, "unknown state");
+    let unknown = w.callback(&forged, Some(&started.cookie)).await;
+    assert_eq!(unknown.status(), 400, "unknown state");
+    assert_eq!(unknown.headers()["content-type"], "text/html; charset=utf-8", "a page for the person in the browser");
+    assert!(unknown.text().await.unwrap().contains("Connection failed"));
     let mut missing = forged.clone();
     missing.query_pairs_mut().clear().append_pair("code", &code);
     assert_eq!(w.callback(&missing, Some(&started.cookie)).await.status(), 400, "no state");
