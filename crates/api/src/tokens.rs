@@ -138,9 +138,10 @@ impl Tokens {
 
     /// An access token valid for at least the refresh margin, refreshing it if needed.
     pub async fn fresh_access_token(&self, scope: TenantScope, id: ConnectionId) -> Result<SecretString, TokenError> {
-        let connection = self.store.connection_for_job(scope, id).await.map_err(not_found)?;
-        let provider: ProviderId = connection.provider.parse().map_err(|_| TokenError::NotFound)?;
+        // One round trip: the credential's flow names its provider, and a tombstoned
+        // connection has no credential.
         let credential = self.store.get_credential(scope, id).await.map_err(not_found)?;
+        let provider = provider_of_flow(&credential.flow).ok_or(TokenError::NotFound)?;
         let set = self.open(&credential)?;
         if self.is_fresh(provider, &set) {
             return Ok(set.access_token);
@@ -293,6 +294,15 @@ impl Tokens {
         self.store.set_connection_status(scope, id, change).await?;
         tracing::warn!(connection = %id, status = status.as_str(), reason, "grant is dead; the user must reconnect");
         Err(TokenError::NeedsReauth(reason.to_string()))
+    }
+}
+
+/// The provider a credential's token flow belongs to (`google`; Monday's `legacy` and `v2`).
+fn provider_of_flow(flow: &str) -> Option<ProviderId> {
+    match flow {
+        "google" => Some(ProviderId::Google),
+        "legacy" | "v2" => Some(ProviderId::Monday),
+        _ => None,
     }
 }
 
