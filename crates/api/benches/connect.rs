@@ -642,7 +642,7 @@ async fn refresh_storm(world: &mut World, options: &Options) -> anyhow::Result<S
                     .ok_or_else(|| anyhow!("{id} has no refresh token"))?
                     .expose_secret()
                     .to_string();
-                let sealed = tokens.seal(credential.tenant_id, id, &credential.flow, &set);
+                let sealed = tokens.seal(credential.tenant_id, id, credential.flow, &set);
                 store.store_refreshed(id, credential.version, sealed, Utc::now()).await?;
                 Ok(refresh_token)
             }

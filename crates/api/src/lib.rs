@@ -5,15 +5,13 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod connect;
-pub mod disconnect;
+pub mod database;
 pub mod health;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod startup;
 pub mod state;
-pub mod store;
 pub mod telemetry;
-pub mod tokens;
 
 pub use startup::Application;

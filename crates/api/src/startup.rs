@@ -3,16 +3,14 @@
 
 use crate::auth::Auth;
 use crate::config::Settings;
-use crate::disconnect::{self, DisconnectHandler};
 use crate::health::Readiness;
 use crate::http::{self, RateLimiters};
 use crate::state::AppState;
-use crate::tokens::Tokens;
 use anyhow::Context;
+use patchbay_connect::{Connect, ConnectSettings};
 use patchbay_oauth::{OAuthClient, OutboundClient};
-use patchbay_store::queue::{Worker, WorkerSettings};
-use patchbay_store::{Instance, InstanceId, JobStore, Store};
-use patchbay_token_vault::Vault;
+use patchbay_store::{CredentialStore, Instance, InstanceId, JobStore, Store, Worker, WorkerSettings};
+use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,10 +33,13 @@ pub struct Application {
 impl Application {
     /// Opens the store (migrating when configured), registers this instance and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store =
-            crate::store::open(&settings.database, settings.database.run_migrations, crate::store::Access::Exclusive)
-                .await
-                .context("opening the database (PATCHBAY_DATABASE_URL)")?;
+        let store = crate::database::open(
+            &settings.database,
+            settings.database.run_migrations,
+            crate::database::Access::Exclusive,
+        )
+        .await
+        .context("opening the database (PATCHBAY_DATABASE_URL)")?;
         Self::build_with_store(settings, store).await
     }
 
@@ -69,14 +70,22 @@ impl Application {
         let oauth = Arc::new(provider_client(&settings)?);
         let registry = settings.providers.registry.clone();
         let vault = Vault::new(settings.vault_keys.clone());
+        let credentials: Arc<dyn CredentialStore> = store.clone();
         let tokens =
-            Arc::new(Tokens::new(store.clone(), vault, oauth.clone(), registry.clone(), instance.id.to_string()));
+            Arc::new(Tokens::new(credentials, vault, oauth.clone(), registry.clone(), instance.id.to_string()));
+        let connect = Arc::new(Connect::new(
+            store.clone(),
+            tokens.clone(),
+            oauth.clone(),
+            registry,
+            ConnectSettings {
+                public_url: settings.http.public_url.clone(),
+                return_to_origins: settings.http.return_to_origins.clone(),
+                app_name: settings.app_name.clone(),
+            },
+        ));
         let jobs: Arc<dyn JobStore> = store.clone();
         let worker_settings = WorkerSettings { concurrency: settings.worker_concurrency, ..WorkerSettings::default() };
-        let disconnect =
-            DisconnectHandler { store: store.clone(), tokens: tokens.clone(), oauth: oauth.clone(), registry };
-        let worker =
-            Worker::new(jobs, instance.id.to_string(), worker_settings).handle(disconnect::KIND, Arc::new(disconnect));
         let limiters = RateLimiters::new(&settings);
         let state = AppState {
             store,
@@ -85,7 +94,9 @@ impl Application {
             readiness: Arc::new(readiness),
             tokens,
             oauth,
+            connect,
         };
+        let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker })
     }
 
@@ -167,8 +178,12 @@ impl Application {
     }
 }
 
-/// Periodic chores: the instance heartbeat and pruning idle rate-limiter keys.
+/// Periodic chores: the instance heartbeat, pruning idle rate-limiter keys, and the refresh
+/// sweep (tokens that expire before the next tick plus the refresh margin are renewed now).
 async fn housekeeping(state: AppState, limiters: RateLimiters, instance: InstanceId, stop: CancellationToken) {
+    let horizon = chrono::Duration::minutes(6) + chrono::Duration::from_std(HEARTBEAT_EVERY).unwrap_or_default();
+    let credentials: Arc<dyn CredentialStore> = state.store.clone();
+    let sweep = RefreshSweep::new(credentials, state.tokens.clone(), horizon);
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.tick().await;
     loop {
@@ -181,47 +196,7 @@ async fn housekeeping(state: AppState, limiters: RateLimiters, instance: Instanc
         }
         limiters.retain_recent();
         state.auth.retain_recent();
-        refresh_sweep(&state).await;
-    }
-}
-
-/// Refreshes tokens that will expire before the next sweep, so syncs never wait on a refresh.
-/// Works through everything due in batches (a fleet whose tokens were issued together expires
-/// together), bounded per tick so a provider outage cannot pin the loop.
-async fn refresh_sweep(state: &AppState) {
-    use futures::StreamExt;
-    const BATCH: u32 = 500;
-    const MAX_BATCHES_PER_TICK: usize = 100;
-    let horizon = chrono::Utc::now()
-        + chrono::Duration::minutes(6)
-        + chrono::Duration::from_std(HEARTBEAT_EVERY).unwrap_or_default();
-    for _ in 0..MAX_BATCHES_PER_TICK {
-        let due = match state.store.credentials_expiring(horizon, BATCH).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "refresh sweep could not list expiring credentials");
-                return;
-            }
-        };
-        let full = due.len() == BATCH as usize;
-        let failures = std::sync::atomic::AtomicUsize::new(0);
-        futures::stream::iter(due)
-            .for_each_concurrent(32, |(scope, id)| {
-                let failures = &failures;
-                async move {
-                    if let Err(e) = state.tokens.fresh_access_token(scope, id).await {
-                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::warn!(connection = %id, error = %e, "refresh sweep: refresh failed");
-                    }
-                }
-            })
-            .await;
-        // Stop when nothing more is due, or on any failure: failing rows sort first and would
-        // be retried at once (a provider outage must not turn the sweep into a retry loop);
-        // the next tick, or the first use, takes them again.
-        if !full || failures.load(std::sync::atomic::Ordering::Relaxed) > 0 {
-            return;
-        }
+        sweep.step(chrono::Utc::now()).await;
     }
 }
 

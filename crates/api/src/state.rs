@@ -3,9 +3,10 @@
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::health::Readiness;
-use crate::tokens::Tokens;
+use patchbay_connect::Connect;
 use patchbay_oauth::OAuthClient;
 use patchbay_store::Store;
+use patchbay_token_vault::Tokens;
 use std::sync::Arc;
 
 /// Shared application state (cheap to clone).
@@ -17,4 +18,5 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     pub tokens: Arc<Tokens>,
     pub oauth: Arc<OAuthClient>,
+    pub connect: Arc<Connect>,
 }

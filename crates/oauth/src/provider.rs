@@ -1,6 +1,6 @@
 //! The provider registry: which providers are enabled, their endpoints, issuer and scopes.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
 use secrecy::SecretString;
 use url::Url;
@@ -16,47 +16,7 @@ pub const MONDAY_DEFAULT_API_VERSION: &str = "2026-10";
 /// How long before expiry a token is refreshed by default.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// A supported OAuth provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderId {
-    /// Google (OAuth 2.0 web-server flow, Calendar API).
-    Google,
-    /// monday.com (legacy or OAuth 2.1 flow, GraphQL API v2).
-    Monday,
-}
-
-impl ProviderId {
-    /// The provider's name in URLs, configuration and storage: `google` or `monday`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Google => "google",
-            Self::Monday => "monday",
-        }
-    }
-}
-
-impl fmt::Display for ProviderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A provider name that is neither `google` nor `monday`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider: expected `google` or `monday`")]
-pub struct UnknownProvider;
-
-impl FromStr for ProviderId {
-    type Err = UnknownProvider;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "google" => Ok(Self::Google),
-            "monday" => Ok(Self::Monday),
-            _ => Err(UnknownProvider),
-        }
-    }
-}
+pub use patchbay_store::{ProviderId, UnknownProvider};
 
 /// Which of monday.com's two token flows the app version uses (providers.md A1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,20 +12,22 @@ impl ConnectStore for PgStore {
     async fn create_connect_session(&self, new: NewConnectSession) -> StoreResult<ConnectSession> {
         let row = sqlx::query(
             "INSERT INTO connect_session (id, token_sha256, tenant_id, user_id, provider, mode, return_to,
-                 opener_origin, reconnect_connection_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
+                 opener_origin, reconnect_connection_id, created_at, expires_at, end_user_name, end_user_email)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *",
         )
         .bind(ConnectSessionId::new().0)
         .bind(&new.token_sha256[..])
         .bind(new.tenant_id.0)
         .bind(new.user_id.0)
-        .bind(&new.provider)
+        .bind(new.provider.as_str())
         .bind(new.mode.as_str())
         .bind(&new.return_to)
         .bind(&new.opener_origin)
         .bind(new.reconnect_connection_id.map(|c| c.0))
         .bind(now())
         .bind(us(new.expires_at))
+        .bind(&new.end_user.display_name)
+        .bind(&new.end_user.email)
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
@@ -115,7 +117,7 @@ impl ConnectStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&state.state_sha256[..])
-        .bind(&state.provider)
+        .bind(state.provider.as_str())
         .bind(state.tenant_id.0)
         .bind(state.user_id.0)
         .bind(state.session_id.0)
@@ -128,6 +130,14 @@ impl ConnectStore for PgStore {
         .await
         .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn unexpired_pkce_verifiers(&self, now: DateTime<Utc>) -> StoreResult<Vec<Vec<u8>>> {
+        sqlx::query_scalar("SELECT pkce_verifier FROM oauth_state WHERE pkce_verifier IS NOT NULL AND expires_at > $1")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
     }
 
     async fn consume_oauth_state(

@@ -20,7 +20,7 @@ impl ConnectionStore for PgStore {
         .bind(ConnectionId::new().0)
         .bind(new.tenant_id.0)
         .bind(new.user_id.0)
-        .bind(&new.provider)
+        .bind(new.provider.as_str())
         .bind(&new.provider_account_id)
         .bind(&new.provider_user_id)
         .bind(&new.account_name)
@@ -33,7 +33,7 @@ impl ConnectionStore for PgStore {
         .await
         .map_err(db_err)?;
         let connection = rows::connection(&row)?;
-        outbox::insert_event(&mut tx, &event_for(&connection, "connection.created"), at).await?;
+        outbox::insert_event(&mut tx, &event_for(&connection, EventType::ConnectionCreated), at).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(connection)
     }
@@ -95,6 +95,6 @@ pub(crate) fn snapshot(c: &Connection) -> serde_json::Value {
 }
 
 /// A connection event of `event_type` carrying the connection's snapshot.
-pub(crate) fn event_for(c: &Connection, event_type: &str) -> NewEvent {
-    NewEvent { tenant_id: c.tenant_id, connection_id: Some(c.id), event_type: event_type.into(), payload: snapshot(c) }
+pub(crate) fn event_for(c: &Connection, event_type: EventType) -> NewEvent {
+    NewEvent { tenant_id: c.tenant_id, connection_id: Some(c.id), event_type, payload: snapshot(c) }
 }

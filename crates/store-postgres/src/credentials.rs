@@ -16,7 +16,7 @@ impl CredentialStore for PgStore {
         &self,
         scope: TenantScope,
         user_id: UserId,
-        provider: &str,
+        provider: ProviderId,
         provider_account_id: &str,
     ) -> StoreResult<Option<Connection>> {
         let row = sqlx::query(&format!(
@@ -25,7 +25,7 @@ impl CredentialStore for PgStore {
         ))
         .bind(scope.tenant_id().0)
         .bind(user_id.0)
-        .bind(provider)
+        .bind(provider.as_str())
         .bind(provider_account_id)
         .fetch_optional(&self.pool)
         .await
@@ -38,8 +38,10 @@ impl CredentialStore for PgStore {
     }
 
     async fn get_credential(&self, scope: TenantScope, connection_id: ConnectionId) -> StoreResult<Credential> {
+        // A connection being disconnected serves no token (architecture §4.6).
         let row = sqlx::query(&format!(
-            "{CREDENTIAL} WHERE cr.connection_id = $1 AND c.tenant_id = $2 AND c.deleted_at IS NULL"
+            "{CREDENTIAL} WHERE cr.connection_id = $1 AND c.tenant_id = $2 AND c.deleted_at IS NULL
+             AND c.status <> 'disconnecting'"
         ))
         .bind(connection_id.0)
         .bind(scope.tenant_id().0)
@@ -144,8 +146,43 @@ impl CredentialStore for PgStore {
         rows::connection(&row)
     }
 
-    async fn finish_disconnect(&self, scope: TenantScope, id: ConnectionId, now: DateTime<Utc>) -> StoreResult<()> {
-        lifecycle::finish_disconnect(&self.pool, scope, id, now).await
+    async fn credential_for_disconnect(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<Credential> {
+        let row = sqlx::query(&format!(
+            "{CREDENTIAL} WHERE cr.connection_id = $1 AND c.tenant_id = $2 AND c.deleted_at IS NULL"
+        ))
+        .bind(id.0)
+        .bind(scope.tenant_id().0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::credential(&row)
+    }
+
+    async fn grant_sharers(&self, connection: &Connection) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM connection c JOIN credential cr ON cr.connection_id = c.id
+             WHERE c.provider = $1 AND c.provider_account_id = $2
+               AND c.provider_user_id IS NOT DISTINCT FROM $3 AND c.id <> $4
+               AND c.deleted_at IS NULL AND c.status <> 'disconnecting'",
+        )
+        .bind(connection.provider.as_str())
+        .bind(&connection.provider_account_id)
+        .bind(&connection.provider_user_id)
+        .bind(connection.id.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn finish_disconnect(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        lifecycle::finish_disconnect(&self.pool, scope, id, audit, now).await
     }
 
     async fn credential_key_usage(&self) -> StoreResult<Vec<KeyUsage>> {
@@ -166,11 +203,11 @@ impl CredentialStore for PgStore {
         found.iter().map(rows::credential).collect()
     }
 
-    async fn credentials_with_flow(&self, flow: &str, limit: u32) -> StoreResult<Vec<Credential>> {
+    async fn credentials_with_flow(&self, flow: TokenFlow, limit: u32) -> StoreResult<Vec<Credential>> {
         let found = sqlx::query(&format!(
             "{CREDENTIAL} WHERE cr.flow = $1 AND c.deleted_at IS NULL AND c.status <> 'disconnecting' ORDER BY cr.connection_id LIMIT $2"
         ))
-        .bind(flow)
+        .bind(flow.as_str())
         .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
         .fetch_all(&self.pool)
         .await

@@ -84,7 +84,7 @@ impl PgStore {
     /// Applies the embedded migrations (serialized across instances by sqlx's advisory lock).
     /// Migrations unknown to this binary, applied by a newer one mid-rollout, are ignored.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("./migrations");
+        let mut migrator = sqlx::migrate!("../../migrations/postgres");
         migrator.set_ignore_missing(true);
         migrator.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => db_err(e),

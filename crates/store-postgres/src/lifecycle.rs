@@ -43,7 +43,7 @@ pub(crate) async fn save_grant(pool: &PgPool, g: SaveGrant) -> StoreResult<Conne
         .bind(g.connection_id.0)
         .bind(g.tenant_id.0)
         .bind(g.user_id.0)
-        .bind(&g.provider)
+        .bind(g.provider.as_str())
         .bind(&g.provider_account_id)
         .bind(&g.provider_user_id)
         .bind(&g.account_name)
@@ -55,7 +55,7 @@ pub(crate) async fn save_grant(pool: &PgPool, g: SaveGrant) -> StoreResult<Conne
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        (rows::connection(&row)?, Some("connection.created"))
+        (rows::connection(&row)?, transition_event(None, g.status))
     } else {
         let previous = locked_visible(&mut tx, TenantScope::new(g.tenant_id), g.connection_id).await?.status;
         let row = sqlx::query(
@@ -75,12 +75,7 @@ pub(crate) async fn save_grant(pool: &PgPool, g: SaveGrant) -> StoreResult<Conne
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        let event = match g.status {
-            ConnectionStatus::InsufficientScope => Some("connection.needs_reauth"),
-            ConnectionStatus::Active if previous != ConnectionStatus::Active => Some("connection.recovered"),
-            _ => None,
-        };
-        (rows::connection(&row)?, event)
+        (rows::connection(&row)?, transition_event(Some(previous), g.status))
     };
     sqlx::query(
         "INSERT INTO credential (connection_id, flow, key_id, ciphertext, version, access_expires_at, updated_at)
@@ -91,7 +86,7 @@ pub(crate) async fn save_grant(pool: &PgPool, g: SaveGrant) -> StoreResult<Conne
              updated_at = excluded.updated_at",
     )
     .bind(connection.id.0)
-    .bind(&g.credential.flow)
+    .bind(g.credential.flow.as_str())
     .bind(i64::from(g.credential.key_id))
     .bind(&g.credential.ciphertext)
     .bind(g.credential.access_expires_at.map(us))
@@ -135,7 +130,7 @@ pub(crate) async fn store_refreshed(
          WHERE c.id = cr.connection_id AND cr.connection_id = $6 AND cr.version = $7
          RETURNING cr.*, c.tenant_id",
     )
-    .bind(&credential.flow)
+    .bind(credential.flow.as_str())
     .bind(i64::from(credential.key_id))
     .bind(&credential.ciphertext)
     .bind(credential.access_expires_at.map(us))
@@ -157,7 +152,9 @@ pub(crate) async fn store_refreshed(
         .await
         .map_err(db_err)?;
         let recovered = rows::connection(&row)?;
-        insert_event(&mut tx, &event_for(&recovered, "connection.recovered"), at).await?;
+        if let Some(event_type) = transition_event(Some(connection.status), recovered.status) {
+            insert_event(&mut tx, &event_for(&recovered, event_type), at).await?;
+        }
         insert_audit(&mut tx, &system_audit(&recovered, "connection.recovered"), at).await?;
     } else {
         sqlx::query("UPDATE connection SET last_refresh_at = $1 WHERE id = $2")
@@ -193,7 +190,15 @@ pub(crate) async fn set_status(
             .await
             .map_err(db_err)?;
     let connection = rows::connection(&row)?;
-    if let Some(event_type) = &change.event_type {
+    if matches!(change.status, ConnectionStatus::NeedsReauth | ConnectionStatus::Revoked) {
+        // A dead grant's ciphertext is destroyed, not kept (security.md D3).
+        sqlx::query("DELETE FROM credential WHERE connection_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    if let Some(event_type) = transition_event(Some(current.status), connection.status) {
         insert_event(&mut tx, &event_for(&connection, event_type), at).await?;
     }
     let audit = NewAuditEvent { actor: change.actor.clone(), ..system_audit(&connection, "connection.status_changed") };
@@ -211,10 +216,12 @@ pub(crate) async fn begin_disconnect(
 ) -> StoreResult<()> {
     let at = now();
     let mut tx = pool.begin().await.map_err(db_err)?;
-    sqlx::query(&format!(
+    // A connection already being disconnected is accepted again: its job is enqueued again
+    // (merging with a queued one), so a repeated DELETE is answered the same way.
+    sqlx::query(
         "UPDATE connection SET status = 'disconnecting', updated_at = $1
-         WHERE id = $2 AND tenant_id = $3 AND {VISIBLE} RETURNING id"
-    ))
+         WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL RETURNING id",
+    )
     .bind(at)
     .bind(id.0)
     .bind(scope.tenant_id().0)
@@ -230,6 +237,7 @@ pub(crate) async fn finish_disconnect(
     pool: &PgPool,
     scope: TenantScope,
     id: ConnectionId,
+    audit: NewAuditEvent,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
     let at = us(at);
@@ -257,7 +265,8 @@ pub(crate) async fn finish_disconnect(
     .fetch_one(&mut *tx)
     .await
     .map_err(db_err)?;
-    insert_event(&mut tx, &event_for(&rows::connection(&row)?, "connection.deleted"), at).await?;
+    insert_event(&mut tx, &event_for(&rows::connection(&row)?, EventType::ConnectionDeleted), at).await?;
+    insert_audit(&mut tx, &audit, at).await?;
     tx.commit().await.map_err(db_err)
 }
 

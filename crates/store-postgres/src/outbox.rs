@@ -35,7 +35,7 @@ pub(crate) async fn insert_event(
     .bind(EventId::new().0)
     .bind(event.tenant_id.0)
     .bind(event.connection_id.map(|c| c.0))
-    .bind(&event.event_type)
+    .bind(event.event_type.as_str())
     .bind(sequence)
     .bind(&event.payload)
     .bind(at)

@@ -12,8 +12,12 @@ where
 }
 
 /// Decodes a text column through `FromStr` (status enums), reporting a bad value as corrupt.
-pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(row: &PgRow, name: &str) -> StoreResult<T> {
-    col::<String>(row, name)?.parse().map_err(|e: String| StoreError::Corrupt(format!("column `{name}`: {e}")))
+pub(crate) fn parsed<T>(row: &PgRow, name: &str) -> StoreResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    col::<String>(row, name)?.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("column `{name}`: {e}")))
 }
 
 pub(crate) fn tenant(row: &PgRow) -> StoreResult<Tenant> {
@@ -55,7 +59,7 @@ pub(crate) fn connection(row: &PgRow) -> StoreResult<Connection> {
         id: ConnectionId(col(row, "id")?),
         tenant_id: TenantId(col(row, "tenant_id")?),
         user_id: UserId(col(row, "user_id")?),
-        provider: col(row, "provider")?,
+        provider: parsed(row, "provider")?,
         provider_account_id: col(row, "provider_account_id")?,
         provider_user_id: col(row, "provider_user_id")?,
         account_name: col(row, "account_name")?,
@@ -76,7 +80,7 @@ pub(crate) fn event(row: &PgRow) -> StoreResult<OutboxEvent> {
         position: col(row, "position")?,
         tenant_id: TenantId(col(row, "tenant_id")?),
         connection_id: col::<Option<uuid::Uuid>>(row, "connection_id")?.map(ConnectionId),
-        event_type: col(row, "event_type")?,
+        event_type: parsed(row, "event_type")?,
         sequence: col(row, "sequence")?,
         payload: col(row, "payload")?,
         created_at: col(row, "created_at")?,
@@ -154,11 +158,12 @@ pub(crate) fn connect_session(row: &PgRow) -> StoreResult<ConnectSession> {
         id: ConnectSessionId(col(row, "id")?),
         tenant_id: TenantId(col(row, "tenant_id")?),
         user_id: UserId(col(row, "user_id")?),
-        provider: col(row, "provider")?,
+        provider: parsed(row, "provider")?,
         mode: parsed(row, "mode")?,
         return_to: col(row, "return_to")?,
         opener_origin: col(row, "opener_origin")?,
         reconnect_connection_id: col::<Option<uuid::Uuid>>(row, "reconnect_connection_id")?.map(ConnectionId),
+        end_user: EndUser { display_name: col(row, "end_user_name")?, email: col(row, "end_user_email")? },
         created_at: col(row, "created_at")?,
         expires_at: col(row, "expires_at")?,
         consumed_at: col(row, "consumed_at")?,
@@ -169,7 +174,7 @@ pub(crate) fn connect_session(row: &PgRow) -> StoreResult<ConnectSession> {
 pub(crate) fn oauth_state(row: &PgRow) -> StoreResult<OAuthState> {
     Ok(OAuthState {
         state_sha256: hash32(row, "state_sha256")?,
-        provider: col(row, "provider")?,
+        provider: parsed(row, "provider")?,
         tenant_id: TenantId(col(row, "tenant_id")?),
         user_id: UserId(col(row, "user_id")?),
         session_id: ConnectSessionId(col(row, "session_id")?),
@@ -186,7 +191,7 @@ pub(crate) fn credential(row: &PgRow) -> StoreResult<Credential> {
     Ok(Credential {
         connection_id: ConnectionId(col(row, "connection_id")?),
         tenant_id: TenantId(col(row, "tenant_id")?),
-        flow: col(row, "flow")?,
+        flow: parsed(row, "flow")?,
         key_id: key_id(row, "key_id")?,
         ciphertext: col(row, "ciphertext")?,
         version: col(row, "version")?,

@@ -84,8 +84,12 @@ pub(crate) fn json(row: &SqliteRow, name: &str) -> StoreResult<serde_json::Value
 }
 
 /// Decodes a text column through `FromStr` (status enums), reporting a bad value as corrupt.
-pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(row: &SqliteRow, name: &str) -> StoreResult<T> {
-    text(row, name)?.parse().map_err(|e: String| StoreError::Corrupt(format!("column `{name}`: {e}")))
+pub(crate) fn parsed<T>(row: &SqliteRow, name: &str) -> StoreResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text(row, name)?.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("column `{name}`: {e}")))
 }
 
 pub(crate) fn blob(row: &SqliteRow, name: &str) -> StoreResult<Vec<u8>> {

@@ -12,20 +12,22 @@ impl ConnectStore for SqliteStore {
     async fn create_connect_session(&self, new: NewConnectSession) -> StoreResult<ConnectSession> {
         let row = sqlx::query(
             "INSERT INTO connect_session (id, token_sha256, tenant_id, user_id, provider, mode, return_to,
-                 opener_origin, reconnect_connection_id, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                 opener_origin, reconnect_connection_id, created_at, expires_at, end_user_name, end_user_email)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(id_text(ConnectSessionId::new().0))
         .bind(&new.token_sha256[..])
         .bind(id_text(new.tenant_id.0))
         .bind(id_text(new.user_id.0))
-        .bind(&new.provider)
+        .bind(new.provider.as_str())
         .bind(new.mode.as_str())
         .bind(&new.return_to)
         .bind(&new.opener_origin)
         .bind(new.reconnect_connection_id.map(|c| id_text(c.0)))
         .bind(micros(now()))
         .bind(micros(new.expires_at))
+        .bind(&new.end_user.display_name)
+        .bind(&new.end_user.email)
         .fetch_one(&self.writer)
         .await
         .map_err(db_err)?;
@@ -116,7 +118,7 @@ impl ConnectStore for SqliteStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&state.state_sha256[..])
-        .bind(&state.provider)
+        .bind(state.provider.as_str())
         .bind(id_text(state.tenant_id.0))
         .bind(id_text(state.user_id.0))
         .bind(id_text(state.session_id.0))
@@ -129,6 +131,14 @@ impl ConnectStore for SqliteStore {
         .await
         .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn unexpired_pkce_verifiers(&self, now: DateTime<Utc>) -> StoreResult<Vec<Vec<u8>>> {
+        sqlx::query_scalar("SELECT pkce_verifier FROM oauth_state WHERE pkce_verifier IS NOT NULL AND expires_at > ?")
+            .bind(micros(now))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)
     }
 
     async fn consume_oauth_state(

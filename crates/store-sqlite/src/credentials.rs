@@ -18,7 +18,7 @@ impl CredentialStore for SqliteStore {
         &self,
         scope: TenantScope,
         user_id: UserId,
-        provider: &str,
+        provider: ProviderId,
         provider_account_id: &str,
     ) -> StoreResult<Option<Connection>> {
         let row = sqlx::query(&format!(
@@ -27,7 +27,7 @@ impl CredentialStore for SqliteStore {
         ))
         .bind(id_text(scope.tenant_id().0))
         .bind(id_text(user_id.0))
-        .bind(provider)
+        .bind(provider.as_str())
         .bind(provider_account_id)
         .fetch_optional(&self.reader)
         .await
@@ -41,7 +41,8 @@ impl CredentialStore for SqliteStore {
 
     async fn get_credential(&self, scope: TenantScope, connection_id: ConnectionId) -> StoreResult<Credential> {
         let row = sqlx::query(&format!(
-            "{CREDENTIAL} WHERE cr.connection_id = ? AND c.tenant_id = ? AND c.deleted_at IS NULL"
+            "{CREDENTIAL} WHERE cr.connection_id = ? AND c.tenant_id = ? AND c.deleted_at IS NULL
+             AND c.status <> 'disconnecting'"
         ))
         .bind(id_text(connection_id.0))
         .bind(id_text(scope.tenant_id().0))
@@ -150,8 +151,42 @@ impl CredentialStore for SqliteStore {
         rows::connection(&row)
     }
 
-    async fn finish_disconnect(&self, scope: TenantScope, id: ConnectionId, now: DateTime<Utc>) -> StoreResult<()> {
-        lifecycle::finish_disconnect(&self.writer, scope, id, now).await
+    async fn credential_for_disconnect(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<Credential> {
+        let row = sqlx::query(&format!(
+            "{CREDENTIAL} WHERE cr.connection_id = ? AND c.tenant_id = ? AND c.deleted_at IS NULL"
+        ))
+        .bind(id_text(id.0))
+        .bind(id_text(scope.tenant_id().0))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows::credential(&row)
+    }
+
+    async fn grant_sharers(&self, connection: &Connection) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM connection c JOIN credential cr ON cr.connection_id = c.id
+             WHERE c.provider = ? AND c.provider_account_id = ? AND c.provider_user_id IS ? AND c.id <> ?
+               AND c.deleted_at IS NULL AND c.status <> 'disconnecting'",
+        )
+        .bind(connection.provider.as_str())
+        .bind(&connection.provider_account_id)
+        .bind(&connection.provider_user_id)
+        .bind(id_text(connection.id.0))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn finish_disconnect(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        lifecycle::finish_disconnect(&self.writer, scope, id, audit, now).await
     }
 
     async fn credential_key_usage(&self) -> StoreResult<Vec<KeyUsage>> {
@@ -172,11 +207,11 @@ impl CredentialStore for SqliteStore {
         found.iter().map(rows::credential).collect()
     }
 
-    async fn credentials_with_flow(&self, flow: &str, limit: u32) -> StoreResult<Vec<Credential>> {
+    async fn credentials_with_flow(&self, flow: TokenFlow, limit: u32) -> StoreResult<Vec<Credential>> {
         let found = sqlx::query(&format!(
             "{CREDENTIAL} WHERE cr.flow = ? AND c.deleted_at IS NULL AND c.status <> 'disconnecting' ORDER BY cr.connection_id LIMIT ?"
         ))
-        .bind(flow)
+        .bind(flow.as_str())
         .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
         .fetch_all(&self.reader)
         .await

@@ -104,7 +104,7 @@ impl SqliteStore {
     /// Applies the embedded migrations. Migrations unknown to this binary (applied by a newer
     /// one) are ignored, so rolling back the binary does not brick the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("./migrations");
+        let mut migrator = sqlx::migrate!("../../migrations/sqlite");
         migrator.set_ignore_missing(true);
         migrator.run(&self.writer).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => db_err(e),

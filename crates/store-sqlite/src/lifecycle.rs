@@ -40,7 +40,7 @@ pub(crate) async fn save_grant(writer: &SqlitePool, g: SaveGrant) -> StoreResult
         .bind(id_text(g.connection_id.0))
         .bind(id_text(g.tenant_id.0))
         .bind(id_text(g.user_id.0))
-        .bind(&g.provider)
+        .bind(g.provider.as_str())
         .bind(&g.provider_account_id)
         .bind(&g.provider_user_id)
         .bind(&g.account_name)
@@ -52,7 +52,7 @@ pub(crate) async fn save_grant(writer: &SqlitePool, g: SaveGrant) -> StoreResult
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        (rows::connection(&row)?, Some("connection.created"))
+        (rows::connection(&row)?, transition_event(None, g.status))
     } else {
         let previous = visible(&mut tx, TenantScope::new(g.tenant_id), g.connection_id).await?.status;
         let row = sqlx::query(
@@ -72,12 +72,7 @@ pub(crate) async fn save_grant(writer: &SqlitePool, g: SaveGrant) -> StoreResult
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        let event = match g.status {
-            ConnectionStatus::InsufficientScope => Some("connection.needs_reauth"),
-            ConnectionStatus::Active if previous != ConnectionStatus::Active => Some("connection.recovered"),
-            _ => None,
-        };
-        (rows::connection(&row)?, event)
+        (rows::connection(&row)?, transition_event(Some(previous), g.status))
     };
     sqlx::query(
         "INSERT INTO credential (connection_id, flow, key_id, ciphertext, version, access_expires_at, updated_at)
@@ -88,7 +83,7 @@ pub(crate) async fn save_grant(writer: &SqlitePool, g: SaveGrant) -> StoreResult
              updated_at = excluded.updated_at",
     )
     .bind(id_text(connection.id.0))
-    .bind(&g.credential.flow)
+    .bind(g.credential.flow.as_str())
     .bind(i64::from(g.credential.key_id))
     .bind(&g.credential.ciphertext)
     .bind(g.credential.access_expires_at.map(micros))
@@ -120,7 +115,7 @@ pub(crate) async fn store_refreshed(
              refresh_lease_owner = NULL, refresh_lease_until = NULL, updated_at = ?
          WHERE connection_id = ? AND version = ?",
     )
-    .bind(&credential.flow)
+    .bind(credential.flow.as_str())
     .bind(i64::from(credential.key_id))
     .bind(&credential.ciphertext)
     .bind(credential.access_expires_at.map(micros))
@@ -150,7 +145,9 @@ pub(crate) async fn store_refreshed(
         .await
         .map_err(db_err)?;
         let recovered = rows::connection(&row)?;
-        insert_event(&mut tx, &event_for(&recovered, "connection.recovered"), at).await?;
+        if let Some(event_type) = transition_event(Some(connection.status), recovered.status) {
+            insert_event(&mut tx, &event_for(&recovered, event_type), at).await?;
+        }
         insert_audit(&mut tx, &system_audit(&recovered, "connection.recovered"), at).await?;
     }
     let row = sqlx::query(&format!("{CREDENTIAL} WHERE cr.connection_id = ?"))
@@ -184,7 +181,15 @@ pub(crate) async fn set_status(
             .await
             .map_err(db_err)?;
     let connection = rows::connection(&row)?;
-    if let Some(event_type) = &change.event_type {
+    if matches!(change.status, ConnectionStatus::NeedsReauth | ConnectionStatus::Revoked) {
+        // A dead grant's ciphertext is destroyed, not kept (security.md D3).
+        sqlx::query("DELETE FROM credential WHERE connection_id = ?")
+            .bind(id_text(id.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    if let Some(event_type) = transition_event(Some(current.status), connection.status) {
         insert_event(&mut tx, &event_for(&connection, event_type), change.now).await?;
     }
     let audit = NewAuditEvent { actor: change.actor.clone(), ..system_audit(&connection, "connection.status_changed") };
@@ -202,10 +207,12 @@ pub(crate) async fn begin_disconnect(
 ) -> StoreResult<()> {
     let at = now();
     let mut tx = writer.begin().await.map_err(db_err)?;
-    sqlx::query(&format!(
-        "UPDATE connection SET status = 'disconnecting', updated_at = ? WHERE id = ? AND tenant_id = ? AND {VISIBLE}
-         RETURNING id"
-    ))
+    // A connection already being disconnected is accepted again: its job is enqueued again
+    // (merging with a queued one), so a repeated DELETE is answered the same way.
+    sqlx::query(
+        "UPDATE connection SET status = 'disconnecting', updated_at = ? WHERE id = ? AND tenant_id = ?
+         AND deleted_at IS NULL RETURNING id",
+    )
     .bind(micros(at))
     .bind(id_text(id.0))
     .bind(id_text(scope.tenant_id().0))
@@ -221,6 +228,7 @@ pub(crate) async fn finish_disconnect(
     writer: &SqlitePool,
     scope: TenantScope,
     id: ConnectionId,
+    audit: NewAuditEvent,
     at: DateTime<Utc>,
 ) -> StoreResult<()> {
     let mut tx = writer.begin().await.map_err(db_err)?;
@@ -246,7 +254,8 @@ pub(crate) async fn finish_disconnect(
     .fetch_one(&mut *tx)
     .await
     .map_err(db_err)?;
-    insert_event(&mut tx, &event_for(&rows::connection(&row)?, "connection.deleted"), at).await?;
+    insert_event(&mut tx, &event_for(&rows::connection(&row)?, EventType::ConnectionDeleted), at).await?;
+    insert_audit(&mut tx, &audit, at).await?;
     tx.commit().await.map_err(db_err)
 }
 

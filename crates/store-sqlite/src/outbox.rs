@@ -36,7 +36,7 @@ pub(crate) async fn insert_event(
     .bind(id_text(EventId::new().0))
     .bind(&tenant)
     .bind(event.connection_id.map(|c| id_text(c.0)))
-    .bind(&event.event_type)
+    .bind(event.event_type.as_str())
     .bind(sequence)
     .bind(event.payload.to_string())
     .bind(micros(at))

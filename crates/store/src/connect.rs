@@ -1,14 +1,12 @@
-//! Models of the Connect capability: connect sessions, OAuth states, credentials and the grant
-//! a successful callback saves.
+//! Connect sessions and OAuth states: the short-lived rows of a browser connect.
 
-use crate::ids::*;
-use crate::models::{ConnectionStatus, NewAuditEvent, NewJob};
+use crate::*;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// How the app receives the outcome of a connect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectMode {
@@ -49,11 +47,13 @@ pub struct ConnectSession {
     pub id: ConnectSessionId,
     pub tenant_id: TenantId,
     pub user_id: UserId,
-    pub provider: String,
+    pub provider: ProviderId,
     pub mode: ConnectMode,
     pub return_to: Option<String>,
     pub opener_origin: Option<String>,
     pub reconnect_connection_id: Option<ConnectionId>,
+    /// Who the connect page says the account is connected for (the app supplies it).
+    pub end_user: EndUser,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
@@ -65,7 +65,8 @@ pub struct ConnectSession {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectOutcome {
     Connected(ConnectionId),
-    /// A stable error code (`access_denied`, `account_mismatch`, `invalid_state`, …).
+    /// A stable error code (`access_denied`, `account_mismatch`, `invalid_state`, …). A partial
+    /// grant is `Connected`: the connection exists, and its status says `insufficient_scope`.
     Failed(String),
 }
 
@@ -75,19 +76,28 @@ pub struct NewConnectSession {
     pub token_sha256: [u8; 32],
     pub tenant_id: TenantId,
     pub user_id: UserId,
-    pub provider: String,
+    pub provider: ProviderId,
     pub mode: ConnectMode,
     pub return_to: Option<String>,
     pub opener_origin: Option<String>,
     pub reconnect_connection_id: Option<ConnectionId>,
+    pub end_user: EndUser,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The person a connect is for, as the app describes them (shown on the confirmation page, so
+/// someone sent another person's link sees whose it is).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndUser {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// A pending OAuth authorization: single use, short-lived, keyed by the SHA-256 of `state`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuthState {
     pub state_sha256: [u8; 32],
-    pub provider: String,
+    pub provider: ProviderId,
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub session_id: ConnectSessionId,
@@ -100,90 +110,39 @@ pub struct OAuthState {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A connection's encrypted token set. `version` guards every write (optimistic concurrency);
-/// the refresh lease makes one instance the refresher.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credential {
-    pub connection_id: ConnectionId,
-    pub tenant_id: TenantId,
-    /// `google`, `legacy` or `v2` (Monday's token flow).
-    pub flow: String,
-    pub key_id: u32,
-    pub ciphertext: Vec<u8>,
-    pub version: i64,
-    /// When the access token expires (not secret; drives the refresh sweep). `None`: never.
-    pub access_expires_at: Option<DateTime<Utc>>,
-    pub refresh_lease_owner: Option<String>,
-    pub refresh_lease_until: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential")
-            .field("connection_id", &self.connection_id)
-            .field("flow", &self.flow)
-            .field("key_id", &self.key_id)
-            .field("version", &self.version)
-            .field("access_expires_at", &self.access_expires_at)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An encrypted token set to store.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NewCredential {
-    pub flow: String,
-    pub key_id: u32,
-    pub ciphertext: Vec<u8>,
-    pub access_expires_at: Option<DateTime<Utc>>,
-}
-
-impl fmt::Debug for NewCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewCredential").field("flow", &self.flow).field("key_id", &self.key_id).finish_non_exhaustive()
-    }
-}
-
-/// What a successful callback saves, in one transaction (architecture §4.1 step 3).
-#[derive(Clone, Debug)]
-pub struct SaveGrant {
-    /// The id the credential's associated data was bound to: an existing connection of this
-    /// user and provider account, or a fresh id for a new one.
-    pub connection_id: ConnectionId,
-    /// Whether `connection_id` is new (insert) or existing (update).
-    pub is_new: bool,
-    pub tenant_id: TenantId,
-    pub user_id: UserId,
-    pub provider: String,
-    pub provider_account_id: String,
-    pub provider_user_id: Option<String>,
-    pub account_name: Option<String>,
-    pub account_email: Option<String>,
-    pub scopes: Vec<String>,
-    pub status: ConnectionStatus,
-    pub status_reason: Option<String>,
-    pub credential: NewCredential,
-    /// The initial sync, enqueued in the same transaction (none for `insufficient_scope`).
-    pub initial_job: Option<NewJob>,
-    pub audit: NewAuditEvent,
-    pub now: DateTime<Utc>,
-}
-
-/// A status change and what to tell the world about it, written in one transaction.
-#[derive(Clone, Debug)]
-pub struct StatusChange {
-    pub status: ConnectionStatus,
-    pub reason: Option<String>,
-    /// The outbox event type (`connection.needs_reauth`, `connection.recovered`), if any.
-    pub event_type: Option<String>,
-    pub actor: String,
-    pub now: DateTime<Utc>,
-}
-
-/// Ciphertexts per vault key id (for `patchbay vault status`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyUsage {
-    pub key_id: u32,
-    pub credentials: i64,
+/// Connect sessions and OAuth states: the short-lived rows of a browser connect.
+#[async_trait]
+pub trait ConnectStore: Send + Sync {
+    async fn create_connect_session(&self, new: NewConnectSession) -> StoreResult<ConnectSession>;
+    /// One session of the tenant (the app polls it).
+    async fn get_connect_session(&self, scope: TenantScope, id: ConnectSessionId) -> StoreResult<ConnectSession>;
+    /// The unconsumed, unexpired session with this token hash, without consuming it (the GET
+    /// page, which link scanners may fetch).
+    async fn peek_connect_session(
+        &self,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Consumes the session atomically: of concurrent callers at most one gets it; an
+    /// expired or consumed session gives `None`.
+    async fn consume_connect_session(
+        &self,
+        token_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Records how the session ended (first outcome wins).
+    async fn finish_connect_session(
+        &self,
+        id: ConnectSessionId,
+        outcome: ConnectOutcome,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn create_oauth_state(&self, state: OAuthState) -> StoreResult<()>;
+    /// Deletes and returns the state atomically: of concurrent callers at most one gets it;
+    /// an expired state is deleted and gives `None`.
+    /// The sealed PKCE verifiers of states not yet expired (`vault status` and `retire` count
+    /// them: a connect in flight must not fail on a retired key).
+    async fn unexpired_pkce_verifiers(&self, now: DateTime<Utc>) -> StoreResult<Vec<Vec<u8>>>;
+    async fn consume_oauth_state(&self, state_sha256: &[u8; 32], now: DateTime<Utc>)
+        -> StoreResult<Option<OAuthState>>;
 }

@@ -45,7 +45,7 @@ pub fn new_connection(user: &AppUser, account: &str) -> NewConnection {
     NewConnection {
         tenant_id: user.tenant_id,
         user_id: user.id,
-        provider: "monday".into(),
+        provider: ProviderId::Monday,
         provider_account_id: account.into(),
         provider_user_id: Some("u-1".into()),
         account_name: Some("Acme".into()),
@@ -96,11 +96,12 @@ pub fn new_session(user: &AppUser, seed: u8, expires_at: DateTime<Utc>) -> NewCo
         token_sha256: [seed; 32],
         tenant_id: user.tenant_id,
         user_id: user.id,
-        provider: "monday".into(),
+        provider: ProviderId::Monday,
         mode: ConnectMode::Redirect,
         return_to: Some("https://app.test/done".into()),
         opener_origin: None,
         reconnect_connection_id: None,
+        end_user: EndUser { display_name: Some("Ada".into()), email: None },
         expires_at,
     }
 }
@@ -109,7 +110,7 @@ pub fn new_session(user: &AppUser, seed: u8, expires_at: DateTime<Utc>) -> NewCo
 pub fn new_credential(key_id: u32, seed: u8, access_expires_at: Option<DateTime<Utc>>) -> NewCredential {
     let mut ciphertext: Vec<u8> = (0..=255).collect();
     ciphertext.push(seed);
-    NewCredential { flow: "v2".into(), key_id, ciphertext, access_expires_at }
+    NewCredential { flow: TokenFlow::MondayV2, key_id, ciphertext, access_expires_at }
 }
 
 /// A successful Monday grant of `account` for `user`: a new connection, or an update of
@@ -121,7 +122,7 @@ pub fn grant(user: &AppUser, account: &str, existing: Option<ConnectionId>, now:
         is_new: existing.is_none(),
         tenant_id: user.tenant_id,
         user_id: user.id,
-        provider: "monday".into(),
+        provider: ProviderId::Monday,
         provider_account_id: account.into(),
         provider_user_id: Some("u-1".into()),
         account_name: Some("Acme".into()),
@@ -139,18 +140,12 @@ pub fn grant(user: &AppUser, account: &str, existing: Option<ConnectionId>, now:
     }
 }
 
-/// A status change by the system with its event.
+/// A status change by the system.
 pub fn status_change(status: ConnectionStatus, reason: Option<&str>, now: DateTime<Utc>) -> StatusChange {
-    StatusChange {
-        status,
-        reason: reason.map(str::to_owned),
-        event_type: Some("connection.needs_reauth".into()),
-        actor: "system".into(),
-        now,
-    }
+    StatusChange { status, reason: reason.map(str::to_owned), actor: "system".into(), now }
 }
 
 /// The event types of a tenant's outbox, in order.
 pub async fn event_types(store: &dyn Store, scope: TenantScope) -> Vec<String> {
-    store.list_events(scope, 0, 500).await.unwrap().into_iter().map(|e| e.event_type).collect()
+    store.list_events(scope, 0, 500).await.unwrap().into_iter().map(|e| e.event_type.as_str().to_string()).collect()
 }

@@ -48,9 +48,10 @@ fn tenant_key(tenant: &str) -> String {
 }
 
 pub async fn run(command: ApiKeysCommand, settings: Settings) -> anyhow::Result<()> {
-    let store = crate::store::open(&settings.database, settings.database.run_migrations, crate::store::Access::Shared)
-        .await
-        .context("opening the database (PATCHBAY_DATABASE_URL)")?;
+    let store =
+        crate::database::open(&settings.database, settings.database.run_migrations, crate::database::Access::Shared)
+            .await
+            .context("opening the database (PATCHBAY_DATABASE_URL)")?;
     let result = execute(command, store.clone()).await;
     store.close().await;
     result

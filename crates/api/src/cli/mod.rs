@@ -100,7 +100,7 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("creating PATCHBAY_DATA_DIR {}", settings.data_dir.display()))?;
     }
     eprintln!("==> applying migrations ({})", backend_name(&settings));
-    let store = crate::store::open(&settings.database, true, crate::store::Access::Exclusive)
+    let store = crate::database::open(&settings.database, true, crate::database::Access::Exclusive)
         .await
         .context("migrating the database (PATCHBAY_DATABASE_URL)")?;
     store.close().await;

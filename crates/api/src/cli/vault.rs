@@ -3,10 +3,10 @@
 //! `rotate` re-encrypts online, then `retire` the old key once nothing uses it.
 
 use crate::config::Settings;
-use crate::store::Access;
-use crate::tokens::token_set_aad;
-use anyhow::{bail, Context};
+use crate::database::Access;
+use anyhow::Context;
 use patchbay_store::Store;
+use patchbay_token_vault::keys::{self, RotateProgress};
 use patchbay_token_vault::{KeyRing, Vault};
 use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
@@ -49,12 +49,12 @@ pub async fn run(command: VaultCommand, settings: Settings) -> anyhow::Result<()
         println!("{id}:{material}");
         return Ok(());
     }
-    let store = crate::store::open(&settings.database, settings.database.run_migrations, Access::Shared)
+    let store = crate::database::open(&settings.database, settings.database.run_migrations, Access::Shared)
         .await
         .context("opening the database (PATCHBAY_DATABASE_URL)")?;
     let result = match command {
         VaultCommand::Status => status(&store, &ring).await,
-        VaultCommand::Rotate { batch } => rotate(&store, Vault::new(ring), batch).await.map(|_| ()),
+        VaultCommand::Rotate { batch } => rotate(&store, &Vault::new(ring), batch).await.map(|_| ()),
         VaultCommand::Retire { id } => retire(&store, &ring, id).await,
         VaultCommand::GenerateKey { .. } => unreachable!("handled above"),
     };
@@ -64,16 +64,19 @@ pub async fn run(command: VaultCommand, settings: Settings) -> anyhow::Result<()
 
 async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
     println!("key ring (this process): {:?}, primary {}", ring.ids(), ring.primary_id());
-    let usage = store.credential_key_usage().await?;
+    let usage = keys::key_usage(store.as_ref()).await?;
     println!("ciphertexts per key id:");
-    for u in &usage {
-        let loaded = if ring.contains(u.key_id) { "" } else { "  <- NOT in this key ring" };
-        println!("  key {:>4}: {} credentials{loaded}", u.key_id, u.credentials);
+    for (key_id, count) in &usage {
+        let loaded = if ring.contains(*key_id) { "" } else { "  <- NOT in this key ring" };
+        println!(
+            "  key {key_id:>4}: {} credentials, {} pending connects{loaded}",
+            count.credentials, count.pending_verifiers
+        );
     }
     if usage.is_empty() {
         println!("  (none)");
     }
-    let needed: BTreeSet<u32> = usage.iter().map(|u| u.key_id).collect();
+    let needed: BTreeSet<u32> = usage.keys().copied().collect();
     println!("instances:");
     let instances = store.list_instances().await?;
     for instance in &instances {
@@ -97,67 +100,28 @@ async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-encrypts every credential not under the primary key; returns how many it moved.
-pub async fn rotate(store: &Arc<dyn Store>, vault: Vault, batch: u32) -> anyhow::Result<i64> {
+/// Re-encrypts every credential not under the primary key, with a progress line; returns how
+/// many it moved.
+pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow::Result<i64> {
     let primary = vault.ring().primary_id();
-    let total: i64 =
-        store.credential_key_usage().await?.iter().filter(|u| u.key_id != primary).map(|u| u.credentials).sum();
-    eprintln!("==> re-encrypting {total} credentials under key {primary}");
-    let (mut done, mut failed) = (0i64, BTreeSet::new());
-    loop {
-        let rows = store.credentials_to_rewrap(primary, batch.max(1) + failed.len() as u32).await?;
-        let pending: Vec<_> = rows.into_iter().filter(|c| !failed.contains(&c.connection_id)).collect();
-        if pending.is_empty() {
-            break;
+    eprintln!("==> re-encrypting credentials under key {primary}");
+    let moved = keys::rotate(store.as_ref(), vault, batch, |p: RotateProgress, failure| {
+        if let Some((connection, error)) = failure {
+            eprintln!("\n    credential of connection {connection} cannot be re-encrypted: {error}");
         }
-        let before = done;
-        for credential in pending {
-            let aad = token_set_aad(credential.tenant_id, credential.connection_id);
-            match vault.rewrap(&credential.ciphertext, &aad) {
-                // A concurrent refresh wins the version guard; its write is already under the
-                // primary key, so the row simply drops out of the next batch.
-                Ok(blob) => {
-                    if store.rewrap_credential(credential.connection_id, credential.version, primary, blob).await? {
-                        done += 1;
-                    }
-                }
-                Err(e) => {
-                    eprintln!(
-                        "\n    credential of connection {} cannot be re-encrypted: {e}",
-                        credential.connection_id
-                    );
-                    failed.insert(credential.connection_id);
-                }
-            }
-            eprint!("\r    {done}/{total} re-encrypted, {} failed", failed.len());
-            let _ = std::io::stderr().flush();
-        }
-        if done == before {
-            // Every row of this pass is being refreshed right now (its lease is held): let the
-            // refresh finish, then take the row again.
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
+        eprint!("\r    {}/{} re-encrypted, {} failed", p.done, p.total, p.failed);
+        let _ = std::io::stderr().flush();
+    })
+    .await;
     eprintln!();
-    if !failed.is_empty() {
-        bail!(
-            "{} credentials could not be re-encrypted (their key is not loaded, or they are corrupt); see above",
-            failed.len()
-        );
-    }
+    let moved = moved?;
     eprintln!("==> every credential is under key {primary}");
-    Ok(done)
+    Ok(moved)
 }
 
-/// Refuses to retire a key that is primary or still encrypts a credential.
+/// Refuses to retire a key that is primary or still encrypts a credential or a pending connect.
 pub async fn retire(store: &Arc<dyn Store>, ring: &KeyRing, id: u32) -> anyhow::Result<()> {
-    if id == ring.primary_id() {
-        bail!("key {id} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`");
-    }
-    let users: i64 = store.credential_key_usage().await?.iter().filter(|u| u.key_id == id).map(|u| u.credentials).sum();
-    if users > 0 {
-        bail!("key {id} still encrypts {users} credentials: run `patchbay vault rotate` first");
-    }
+    keys::check_retire(store.as_ref(), ring, id).await?;
     println!("key {id} encrypts nothing: remove it from PATCHBAY_VAULT_KEYS on every instance");
     Ok(())
 }

@@ -67,6 +67,9 @@ pub struct ConfigArgs {
     /// Jobs one instance runs at once.
     #[arg(long, env = "PATCHBAY_WORKER_CONCURRENCY", default_value_t = 4, global = true)]
     pub worker_concurrency: usize,
+    /// The product name the connect confirmation page shows ("Connect Google to …").
+    #[arg(long, env = "PATCHBAY_APP_NAME", default_value = "Patchbay", global = true)]
+    pub app_name: String,
     /// Allow event endpoints on private, loopback and link-local addresses (tests, development).
     #[arg(long, env = "PATCHBAY_ALLOW_PRIVATE_ENDPOINTS", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
     pub allow_private_endpoints: bool,
@@ -267,6 +270,7 @@ impl ConfigArgs {
             log_format: self.log_format.unwrap_or(if production { LogFormat::Json } else { LogFormat::Pretty }),
             allow_private_endpoints: self.allow_private_endpoints,
             worker_concurrency: self.worker_concurrency.max(1),
+            app_name: app_name(&self.app_name)?,
             providers: self.provider_settings(env, production)?,
         })
     }
@@ -585,4 +589,13 @@ fn origins(variable: &'static str, list: &[String], production: bool) -> Result<
         out.push(url.origin().ascii_serialization());
     }
     Ok(out)
+}
+
+/// `PATCHBAY_APP_NAME`: shown to end users, so bounded and printable.
+fn app_name(text: &str) -> Result<String, ConfigError> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err(ConfigError::new("PATCHBAY_APP_NAME", "must be 1 to 80 printable characters"));
+    }
+    Ok(name.to_string())
 }

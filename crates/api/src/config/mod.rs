@@ -116,6 +116,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub allow_private_endpoints: bool,
     pub worker_concurrency: usize,
+    /// `PATCHBAY_APP_NAME`: the product name the connect page shows.
+    pub app_name: String,
     pub providers: args::ProviderSettings,
 }
 

@@ -2,12 +2,14 @@
 //! response passes through. Only this crate speaks HTTP.
 
 pub mod admin;
+pub mod browser;
 pub mod client_ip;
-pub mod connect;
+pub mod connect_sessions;
 pub mod extract;
 pub mod health_routes;
 pub mod middleware;
 pub mod openapi;
+pub mod pages;
 pub mod pagination;
 pub mod problem;
 pub mod v1;
@@ -91,7 +93,7 @@ fn rate_limited(error: GovernorError) -> Response<Body> {
 pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
     let settings = state.settings.clone();
     let v1 = v1::router()
-        .merge(connect::api_router())
+        .merge(connect_sessions::router())
         .merge(admin::router())
         .layer(GovernorLayer { config: limiters.v1.clone() });
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -108,7 +110,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
-        .merge(connect::browser_router().layer(GovernorLayer { config: limiters.connect.clone() }))
+        .merge(browser::router().layer(GovernorLayer { config: limiters.connect.clone() }))
         .fallback(|| async { ApiError::new(ProblemCode::RouteNotFound, "no route matches this path") })
         .with_state(state);
     with_layers(router, &settings)

@@ -210,6 +210,19 @@ impl From<patchbay_store::StoreError> for ApiError {
     }
 }
 
+impl From<patchbay_connect::ConnectError> for ApiError {
+    fn from(error: patchbay_connect::ConnectError) -> Self {
+        use patchbay_connect::ConnectError as E;
+        match error {
+            E::Store(store) => store.into(),
+            E::NotFound => Self::not_found(),
+            E::Internal(cause) => Self::internal(cause),
+            // Everything else is the caller's to fix; the message names the field, never echoes it.
+            other => Self::new(ProblemCode::BadRequest, other.to_string()),
+        }
+    }
+}
+
 /// Builds a problem response (also used by layers that answer before any handler).
 pub fn problem_response(code: ProblemCode, detail: Option<String>) -> Response {
     let status = code.status();

@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use patchbay_store::{
-    ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus, NewAuditEvent,
+    ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload,
+    JobPayload, NewAuditEvent,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -94,7 +95,7 @@ impl From<Connection> for ConnectionOut {
         Self {
             id: c.id.to_string(),
             user_id: c.user_id.to_string(),
-            provider: c.provider,
+            provider: c.provider.to_string(),
             status: c.status,
             status_reason: c.status_reason,
             provider_account_id: c.provider_account_id,
@@ -160,12 +161,14 @@ async fn delete_connection(
     ApiPath(id): ApiPath<ConnectionId>,
 ) -> Result<(StatusCode, Json<DisconnectOut>), ApiError> {
     principal.require(Need::Write)?;
-    let connection = state.store.get_connection(principal.scope(), id).await?;
+    // A connection already being disconnected is hidden from reads but accepted again here, so
+    // a repeated DELETE answers 202 (its job is enqueued again, merging with a queued one).
+    let connection = state.store.connection_for_job(principal.scope(), id).await?;
     if principal.own_user().is_some_and(|me| me != connection.user_id) {
         return Err(ApiError::not_found());
     }
     let now = chrono::Utc::now();
-    let job = crate::disconnect::job(principal.tenant_id, id, now);
+    let job = DisconnectPayload { tenant_id: principal.tenant_id, connection_id: id }.job(now);
     let audit = NewAuditEvent {
         tenant_id: Some(principal.tenant_id),
         actor: principal.actor(),

@@ -196,7 +196,7 @@ async fn google_connect_stores_an_encrypted_active_connection(db: Db) {
         assert!(!shown.to_string().contains(&issued), "no token in the API response");
     }
     let events = w.app.store.list_events(scope, 0, 100).await.unwrap();
-    assert!(events.iter().any(|e| e.event_type == "connection.created"), "connection.created in the outbox");
+    assert!(events.iter().any(|e| e.event_type.as_str() == "connection.created"), "connection.created in the outbox");
     let jobs = w.app.store.job_counts().await.unwrap();
     assert!(
         jobs.iter().any(|c| c.kind == "sync.initial" && c.status == JobStatus::Queued && c.count == 1),
@@ -264,8 +264,8 @@ async fn unknown_and_expired_states_are_refused_before_any_token_call() {
     let session: patchbay_store::ConnectSessionId = started.session_id.parse().unwrap();
     let old = chrono::Utc::now() - chrono::Duration::minutes(30);
     let expired = OAuthState {
-        state_sha256: patchbay_api::connect::sha256("expired-state"),
-        provider: "google".into(),
+        state_sha256: patchbay_connect::sha256("expired-state"),
+        provider: patchbay_store::ProviderId::Google,
         tenant_id: tenant,
         user_id: user,
         session_id: session,
@@ -394,7 +394,13 @@ async fn a_code_issued_to_one_browser_fails_in_another_browsers_session() {
             w.consent(provider, &mallory).query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
         let mut injected = w.consent(provider, &victim);
         let victim_state = injected.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-        injected.query_pairs_mut().clear().append_pair("code", &mallory_code).append_pair("state", &victim_state);
+        let iss = injected.query_pairs().find(|(k, _)| k == "iss").map(|(_, v)| v.into_owned());
+        let mut pairs = injected.query_pairs_mut();
+        pairs.clear().append_pair("code", &mallory_code).append_pair("state", &victim_state);
+        if let Some(iss) = iss {
+            pairs.append_pair("iss", &iss);
+        }
+        drop(pairs);
         let back = back_to_app(&w.callback(&injected, Some(&victim.cookie)).await);
         assert_eq!(back["error"], "exchange_failed", "{provider}: PKCE binds the code to the browser that started it");
     }
@@ -407,15 +413,18 @@ async fn a_code_issued_to_one_browser_fails_in_another_browsers_session() {
 async fn a_link_scanners_get_does_not_consume_the_connect_token() {
     let w = world(Db::Sqlite, "v2").await.unwrap();
     let alice = token("alice", json!({}));
-    let created =
-        json(w.create_session(&alice, json!({"provider": "google", "mode": "redirect", "return_to": APP})).await).await;
+    let body = json!({"provider": "google", "mode": "redirect", "return_to": APP, "end_user": {"display_name": "Alice <Ops>"}});
+    let created = json(w.create_session(&alice, body).await).await;
     let url = created["connect_url"].as_str().unwrap();
     for _ in 0..3 {
         let page = w.app.client.get(url).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
-        assert!(csp.contains("script-src 'sha256-"), "the auto-submit script is pinned by hash: {csp}");
-        assert!(page.text().await.unwrap().contains("method=\"post\""));
+        assert!(!csp.contains("script-src"), "the confirmation page runs no script: {csp}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("method=\"post\""), "one button posts the form");
+        assert!(html.contains("Alice &lt;Ops&gt;"), "it names the person, escaped: {html}");
+        assert!(html.contains("Continue to Google") && html.contains("your calendars"), "{html}");
     }
     assert_eq!(w.app.client.post(url).send().await.unwrap().status(), 303, "the first POST consumes it");
     assert_eq!(w.app.client.post(url).send().await.unwrap().status(), 410, "a second POST finds it used");
@@ -425,11 +434,14 @@ async fn a_link_scanners_get_does_not_consume_the_connect_token() {
 
 #[tokio::test]
 async fn a_partial_grant_is_insufficient_scope_and_queues_no_sync() {
+    // A consent that drops the calendar scope is not reported as success: the app learns
+    // `insufficient_scope` with the connection id, so it can ask for a reconnect.
     let w = world(Db::Sqlite, "v2").await.unwrap();
     let alice = token("alice", json!({}));
     w.google.drop_scope("https://www.googleapis.com/auth/calendar.readonly");
     let back = w.connect(&alice, "google", json!({})).await;
-    assert_eq!(back["patchbay_status"], "connected");
+    assert_eq!((back["patchbay_status"].as_str(), back["error"].as_str()), ("error", "insufficient_scope"));
+    assert!(!back["connection_id"].is_empty(), "the connection id comes back with the error");
     let shown = json(w.app.get_as(&format!("/v1/connections/{}", back["connection_id"]), &alice).await).await;
     assert_eq!(shown["status"], "insufficient_scope");
     assert!(shown["status_reason"].as_str().unwrap().contains("calendar.readonly"));
@@ -519,11 +531,14 @@ async fn a_dead_grant_marks_the_connection_needs_reauth_with_an_event() {
     let scope = TenantScope::new(me["tenant_id"].as_str().unwrap().parse().unwrap());
     w.google.kill_refresh_tokens_of(GOOGLE_SUB);
     let result = w.app.state.tokens.fresh_access_token(scope, id).await;
-    assert!(matches!(result, Err(patchbay_api::tokens::TokenError::NeedsReauth(_))), "{result:?}");
+    assert!(matches!(result, Err(patchbay_token_vault::TokenError::NeedsReauth(_))), "{result:?}");
     let shown = json(w.app.get_as(&format!("/v1/connections/{}", back["connection_id"]), &alice).await).await;
     assert_eq!(shown["status"], "needs_reauth");
     let events = w.app.store.list_events(scope, 0, 100).await.unwrap();
-    assert!(events.iter().any(|e| e.event_type == "connection.needs_reauth"), "needs_reauth event in the outbox");
+    assert!(
+        events.iter().any(|e| e.event_type.as_str() == "connection.needs_reauth"),
+        "needs_reauth event in the outbox"
+    );
     assert_eq!(w.google.token_calls("refresh_token"), 1, "one refresh attempt, no retry loop");
     let status = w.app.store.connection_for_job(scope, id).await.unwrap().status;
     assert_eq!(status, ConnectionStatus::NeedsReauth);
@@ -598,7 +613,7 @@ async fn disconnect_revokes_once_destroys_the_credential_and_emits_deleted() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let events = w.app.store.list_events(scope, 0, 100).await.unwrap();
-        if events.iter().any(|e| e.event_type == "connection.deleted") {
+        if events.iter().any(|e| e.event_type.as_str() == "connection.deleted") {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the disconnect job finished within 15 s");

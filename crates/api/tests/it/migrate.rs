@@ -3,9 +3,10 @@
 
 use crate::connect::world;
 use crate::helpers::{json, token, Db};
-use patchbay_api::cli::monday::{migrate, MigrationReport};
+use patchbay_api::cli::monday::migrate;
 use patchbay_oauth::{MondayFlow, ProviderConfig};
 use patchbay_store::TenantScope;
+use patchbay_token_vault::migrate::MigrationReport;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -17,7 +18,7 @@ async fn legacy_tokens_migrate(db: Db) {
     let id = back["connection_id"].parse().unwrap();
     let me = json(w.app.get_as("/v1/me", &alice).await).await;
     let scope = TenantScope::new(me["tenant_id"].as_str().unwrap().parse().unwrap());
-    assert_eq!(w.app.store.get_credential(scope, id).await.unwrap().flow, "legacy");
+    assert_eq!(w.app.store.get_credential(scope, id).await.unwrap().flow, patchbay_store::TokenFlow::MondayLegacy);
 
     // The app switched to the new flow: the same client, OAuth 2.1 endpoints.
     let v2 = ProviderConfig::monday("monday-client", SecretString::from("monday-secret"), MondayFlow::V2)
@@ -28,7 +29,7 @@ async fn legacy_tokens_migrate(db: Db) {
     assert_eq!(report, MigrationReport { migrated: 1, failed: 0, rate_limited: false });
     assert_eq!(w.monday.migrate_calls(), 1, "one migrate call");
     let credential = w.app.store.get_credential(scope, id).await.unwrap();
-    assert_eq!(credential.flow, "v2");
+    assert_eq!(credential.flow, patchbay_store::TokenFlow::MondayV2);
     let set = state.tokens.open(&credential).unwrap();
     assert!(set.refresh_token.is_some() && set.expires_at.is_some(), "now a refreshable, expiring grant");
 

@@ -5,9 +5,9 @@
 use crate::connect::{back_to_app, world};
 use crate::helpers::{json, token, Db, VAULT_KEYS};
 use patchbay_api::cli::vault::{retire, rotate};
-use patchbay_api::tokens::Tokens;
 use patchbay_oauth::ProviderId;
 use patchbay_store::{ConnectionId, TenantScope};
+use patchbay_token_vault::Tokens;
 use patchbay_token_vault::{KeyRing, Vault};
 use secrecy::SecretString;
 use serde_json::json;
@@ -73,10 +73,10 @@ async fn rotation_story(db: Db) {
             }
         })
     };
-    let moved = rotate(&store, Vault::new(ring(&first)), 3).await.expect("rotate finishes");
+    let moved = rotate(&store, &Vault::new(ring(&first)), 3).await.expect("rotate finishes");
     refresher.await.unwrap();
     // Refreshes written under k1 during the run are picked up by the next pass of rotate.
-    let moved_again = rotate(&store, Vault::new(ring(&first)), 3).await.unwrap();
+    let moved_again = rotate(&store, &Vault::new(ring(&first)), 3).await.unwrap();
     assert!(moved + moved_again >= 13, "every row was re-encrypted ({moved} + {moved_again})");
     let usage = store.credential_key_usage().await.unwrap();
     assert_eq!(usage.iter().map(|u| (u.key_id, u.credentials)).collect::<Vec<_>>(), vec![(2, 13)], "all rows under k2");

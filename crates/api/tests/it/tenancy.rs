@@ -42,7 +42,7 @@ async fn tenants_are_walls(db: Db) {
         .create_connection(NewConnection {
             tenant_id: acme,
             user_id: alice_id.unwrap(),
-            provider: "google".into(),
+            provider: patchbay_store::ProviderId::Google,
             provider_account_id: "google-sub-1".into(),
             provider_user_id: None,
             account_name: Some("Alice".into()),
@@ -98,7 +98,7 @@ async fn pagination_is_keyset_and_clamped(db: Db) {
             .create_connection(NewConnection {
                 tenant_id: tenant,
                 user_id: user.unwrap(),
-                provider: "monday".into(),
+                provider: patchbay_store::ProviderId::Monday,
                 provider_account_id: format!("acct-{i}"),
                 provider_user_id: None,
                 account_name: None,

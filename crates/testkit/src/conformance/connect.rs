@@ -97,7 +97,7 @@ pub async fn an_oauth_state_is_consumed_once_and_an_expired_one_is_deleted(store
     let session = store.create_connect_session(new_session(&user, 1, secs(now, 600))).await.unwrap();
     let state = |seed: u8, expires_at| OAuthState {
         state_sha256: [seed; 32],
-        provider: "google".into(),
+        provider: ProviderId::Google,
         tenant_id: user.tenant_id,
         user_id: user.id,
         session_id: session.id,

@@ -16,7 +16,7 @@ pub async fn saving_a_new_grant_writes_connection_credential_event_audit_and_job
     let expected = Credential {
         connection_id: saved.id,
         tenant_id: scope.tenant_id(),
-        flow: "v2".into(),
+        flow: TokenFlow::MondayV2,
         key_id: 1,
         ciphertext: new.credential.ciphertext.clone(),
         version: 1,
@@ -37,7 +37,7 @@ pub async fn saving_a_new_grant_writes_connection_credential_event_audit_and_job
     assert_eq!(audits.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["connection.connected"]);
     let jobs = store.job_counts().await.unwrap();
     assert_eq!(jobs, vec![JobCount { kind: "sync.initial".into(), status: JobStatus::Queued, count: 1 }]);
-    let found = store.find_connection_by_account(scope, user.id, "monday", "acct-1").await.unwrap();
+    let found = store.find_connection_by_account(scope, user.id, ProviderId::Monday, "acct-1").await.unwrap();
     assert_eq!(found, Some(saved));
 }
 
@@ -67,8 +67,9 @@ pub async fn saving_a_grant_again_updates_the_connection_in_place(store: Arc<dyn
     assert_eq!(jobs, vec![JobCount { kind: "sync.initial".into(), status: JobStatus::Queued, count: 1 }]);
 }
 
-/// A grant lacking scopes is saved as `insufficient_scope` without a job; an update to it
-/// emits `connection.needs_reauth`, and a later full grant `connection.recovered`.
+/// A grant lacking scopes is saved as `insufficient_scope` without a job; the same partial grant
+/// again is silent, a later full grant emits `connection.recovered`, and a partial grant over an
+/// active connection `connection.needs_reauth` (the rule of `transition_event`).
 pub async fn grant_status_changes_emit_needs_reauth_and_recovered(store: Arc<dyn Store>) {
     let now = t0();
     let (scope, user) = tenant_with_user(&*store, "org:scopes").await;
@@ -83,17 +84,18 @@ pub async fn grant_status_changes_emit_needs_reauth_and_recovered(store: Arc<dyn
     assert!(store.job_counts().await.unwrap().is_empty(), "no job without initial_job");
     store.save_grant(lacking(Some(saved.id), secs(now, 1))).await.unwrap();
     store.save_grant(grant(&user, "acct-1", Some(saved.id), secs(now, 2))).await.unwrap();
+    store.save_grant(lacking(Some(saved.id), secs(now, 3))).await.unwrap();
     let events = store.list_events(scope, 0, 10).await.unwrap();
     let summary: Vec<_> = events.iter().map(|e| (e.event_type.as_str(), e.payload["status"].as_str())).collect();
     assert_eq!(
         summary,
         [
             ("connection.created", Some("insufficient_scope")),
-            ("connection.needs_reauth", Some("insufficient_scope")),
             ("connection.recovered", Some("active")),
+            ("connection.needs_reauth", Some("insufficient_scope")),
         ]
     );
-    assert_eq!(events[1].payload["status_reason"], "missing boards:read");
+    assert_eq!(events[2].payload["status_reason"], "missing boards:read");
     assert_eq!(store.job_counts().await.unwrap().len(), 1, "the recovering grant enqueues its job");
 }
 

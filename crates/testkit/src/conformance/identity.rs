@@ -40,7 +40,7 @@ pub async fn tenant_data_is_invisible_to_other_tenants(store: Arc<dyn Store>) {
                 .append_event(NewEvent {
                     tenant_id: b.tenant_id(),
                     connection_id: Some(conn_a.id),
-                    event_type: "connection.tampered".into(),
+                    event_type: EventType::ConnectionRecovered,
                     payload: serde_json::json!({}),
                 })
                 .await
@@ -70,11 +70,14 @@ pub async fn tenant_data_is_invisible_to_other_tenants(store: Arc<dyn Store>) {
             store.begin_disconnect(b, conn_a.id, job("disconnect", at), audit(b.tenant_id(), "x")).await,
         ),
         ("connection_for_job with B's scope on A's connection", store.connection_for_job(b, conn_a.id).await.map(drop)),
-        ("finish_disconnect with B's scope on A's connection", store.finish_disconnect(b, conn_a.id, at).await),
+        (
+            "finish_disconnect with B's scope on A's connection",
+            store.finish_disconnect(b, conn_a.id, audit(b.tenant_id(), "x"), at).await,
+        ),
         (
             "find_connection_by_account with B's scope for A's user and account",
             store
-                .find_connection_by_account(b, user_a.id, "monday", "acct-a")
+                .find_connection_by_account(b, user_a.id, ProviderId::Monday, "acct-a")
                 .await
                 .and_then(|found| found.map(drop).ok_or(StoreError::NotFound)),
         ),
@@ -104,7 +107,7 @@ pub async fn tenant_data_is_invisible_to_other_tenants(store: Arc<dyn Store>) {
             store
                 .create_oauth_state(OAuthState {
                     state_sha256: [3; 32],
-                    provider: "monday".into(),
+                    provider: ProviderId::Monday,
                     tenant_id: b.tenant_id(),
                     user_id: user_b.id,
                     session_id: session_a.id,
@@ -197,14 +200,14 @@ pub async fn connection_events_are_sequenced_per_connection(store: Arc<dyn Store
     let next = NewEvent {
         tenant_id: scope.tenant_id(),
         connection_id: Some(conn.id),
-        event_type: "connection.needs_reauth".into(),
+        event_type: EventType::ConnectionNeedsReauth,
         payload: serde_json::json!({ "reason": "invalid_grant" }),
     };
     let second = store.append_event(next).await.unwrap();
     let loose = NewEvent {
         tenant_id: scope.tenant_id(),
         connection_id: None,
-        event_type: "tenant.note".into(),
+        event_type: EventType::WebhookReceived,
         payload: serde_json::json!({}),
     };
     let third = store.append_event(loose).await.unwrap();
@@ -213,7 +216,7 @@ pub async fn connection_events_are_sequenced_per_connection(store: Arc<dyn Store
     let summary: Vec<_> = events.iter().map(|e| (e.event_type.as_str(), e.sequence)).collect();
     assert_eq!(
         summary,
-        vec![("connection.created", Some(1)), ("connection.needs_reauth", Some(2)), ("tenant.note", None)]
+        vec![("connection.created", Some(1)), ("connection.needs_reauth", Some(2)), ("webhook.received", None)]
     );
     let created = &events[0];
     assert_eq!(created.connection_id, Some(conn.id));

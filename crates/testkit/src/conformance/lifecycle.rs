@@ -71,43 +71,42 @@ pub async fn a_refresh_is_written_only_over_the_version_it_read(store: Arc<dyn S
     assert_eq!(event_types(&*store, scope).await, ["connection.created"], "refreshing an active connection is silent");
 }
 
-/// A successful refresh recovers `needs_reauth` and `revoked` connections with
-/// `connection.recovered` and a system audit record; `insufficient_scope` stays as it is.
+/// A dead grant (`needs_reauth`, `revoked`) keeps no credential, so no refresh can bring it
+/// back: a refresh written over it is refused, and only a reconnect recovers it, with
+/// `connection.recovered`. A refresh of an `insufficient_scope` connection keeps that status.
 pub async fn a_refresh_recovers_a_connection_that_needed_reauth(store: Arc<dyn Store>) {
     let now = t0();
     let (scope, user) = tenant_with_user(&*store, "org:recover").await;
-    // (status before, status after, recovered?)
-    let cases = [
-        (ConnectionStatus::NeedsReauth, ConnectionStatus::Active, true),
-        (ConnectionStatus::Revoked, ConnectionStatus::Active, true),
-        (ConnectionStatus::InsufficientScope, ConnectionStatus::InsufficientScope, false),
-    ];
-    for (n, (before, after, recovered)) in cases.into_iter().enumerate() {
-        let id = store.save_grant(grant(&user, &format!("acct-{n}"), None, now)).await.unwrap().id;
-        store.set_connection_status(scope, id, status_change(before, Some("why"), now)).await.unwrap();
+    for (n, dead) in [ConnectionStatus::NeedsReauth, ConnectionStatus::Revoked].into_iter().enumerate() {
+        let account = format!("acct-{n}");
+        let id = store.save_grant(grant(&user, &account, None, now)).await.unwrap().id;
+        store.set_connection_status(scope, id, status_change(dead, Some("why"), now)).await.unwrap();
+        let late = store.store_refreshed(id, 1, new_credential(1, 2, None), secs(now, 1)).await;
+        assert!(matches!(late, Err(StoreError::Conflict(_))), "{dead}: a late refresh is refused: {late:?}");
+        assert_eq!(store.get_connection(scope, id).await.unwrap().status, dead, "{dead}: still dead");
         let events_before = store.list_events(scope, 0, 500).await.unwrap().len();
-        store.store_refreshed(id, 1, new_credential(1, 2, None), secs(now, 1)).await.unwrap();
-        let conn = store.get_connection(scope, id).await.unwrap();
-        assert_eq!(conn.status, after, "{before}");
+        let conn = store.save_grant(grant(&user, &account, Some(id), secs(now, 2))).await.unwrap();
+        assert_eq!((conn.status, conn.status_reason.as_deref()), (ConnectionStatus::Active, None), "{dead}");
         let events = store.list_events(scope, 0, 500).await.unwrap();
         let new: Vec<_> = events[events_before..].iter().map(|e| (e.event_type.as_str(), e.payload.clone())).collect();
-        if recovered {
-            assert_eq!(conn.status_reason, None, "{before}: the reason is cleared");
-            let snapshot = serde_json::json!({
-                "id": id, "provider": "monday", "status": "active", "status_reason": null, "provider_account_id": conn.provider_account_id,
-            });
-            assert_eq!(new, [("connection.recovered", snapshot)], "{before}");
-            let audits = store.list_audit_events(scope, Page::first()).await.unwrap().items;
-            let last = audits.last().unwrap();
-            assert_eq!((last.actor.as_str(), last.action.as_str()), ("system", "connection.recovered"), "{before}");
-        } else {
-            assert!(new.is_empty(), "{before}: no event, got {new:?}");
-        }
+        let snapshot = serde_json::json!({
+            "id": id, "provider": "monday", "status": "active", "status_reason": null, "provider_account_id": account,
+        });
+        assert_eq!(new, [("connection.recovered", snapshot)], "{dead}: a reconnect recovers it");
+        assert!(store.get_credential(scope, id).await.is_ok(), "{dead}: the reconnect stored a new credential");
     }
+    let id = store.save_grant(grant(&user, "acct-scope", None, now)).await.unwrap().id;
+    let partial = status_change(ConnectionStatus::InsufficientScope, Some("why"), now);
+    store.set_connection_status(scope, id, partial).await.unwrap();
+    let events_before = store.list_events(scope, 0, 500).await.unwrap().len();
+    store.store_refreshed(id, 1, new_credential(1, 2, None), secs(now, 1)).await.unwrap();
+    assert_eq!(store.get_connection(scope, id).await.unwrap().status, ConnectionStatus::InsufficientScope);
+    assert_eq!(store.list_events(scope, 0, 500).await.unwrap().len(), events_before, "a refresh fixes no scopes");
 }
 
 /// A status change writes exactly one outbox event and one audit record; repeating it writes
-/// nothing; a change without an event type writes only the audit record.
+/// nothing; a new reason for the same status writes only the audit record. Entering
+/// `needs_reauth` destroys the credential (a dead grant's ciphertext is not kept).
 pub async fn a_status_change_writes_one_event_and_audit_and_a_repeat_writes_nothing(store: Arc<dyn Store>) {
     let now = t0();
     let (scope, user) = tenant_with_user(&*store, "org:status").await;
@@ -117,12 +116,12 @@ pub async fn a_status_change_writes_one_event_and_audit_and_a_repeat_writes_noth
         (events, store.list_audit_events(scope, Page::first()).await.unwrap().items.len())
     };
     let change = status_change(ConnectionStatus::NeedsReauth, Some("invalid_grant"), secs(now, 1));
-    let silent = StatusChange { event_type: None, reason: Some("invalid_client".into()), ..change.clone() };
+    let silent = StatusChange { reason: Some("invalid_client".into()), ..change.clone() };
     // (case, change, (events, audits) after)
     let cases = [
         ("the first change", change.clone(), (2, 2)),
         ("the same change again", change.clone(), (2, 2)),
-        ("a new reason without an event type", silent, (2, 3)),
+        ("a new reason for the same status", silent, (2, 3)),
     ];
     for (case, change, expected) in cases {
         let (status, reason) = (change.status, change.reason.clone());
@@ -138,6 +137,62 @@ pub async fn a_status_change_writes_one_event_and_audit_and_a_repeat_writes_noth
     let audits = store.list_audit_events(scope, Page::first()).await.unwrap().items;
     assert_eq!(audits[1].actor, "system");
     assert_eq!(store.get_connection(scope, id).await.unwrap().updated_at, secs(now, 1));
+    assert!(matches!(store.get_credential(scope, id).await, Err(StoreError::NotFound)), "the dead grant is destroyed");
+    assert!(store.credential_key_usage().await.unwrap().is_empty(), "no ciphertext of it is left");
+}
+
+/// Every status transition writes the event [`transition_event`] names for it, and the same on
+/// both stores: reconnects through `save_grant`, changes through `set_connection_status`, and
+/// a refresh's recovery through `store_refreshed`.
+pub async fn every_status_transition_writes_the_event_the_rule_names(store: Arc<dyn Store>) {
+    use ConnectionStatus::*;
+    let now = t0();
+    let statuses = [Active, InsufficientScope, NeedsReauth, Revoked];
+    for (i, from) in statuses.into_iter().enumerate() {
+        for (j, to) in statuses.into_iter().enumerate() {
+            let (scope, user) = tenant_with_user(&*store, &format!("org:transition-{i}-{j}")).await;
+            let first = SaveGrant { status: from, ..grant(&user, "acct-1", None, now) };
+            let id = store.save_grant(first).await.unwrap().id;
+            let created = event_types(&*store, scope).await;
+            assert_eq!(created, ["connection.created"], "a new {from} connection announces itself");
+            // A reconnect (save_grant over the existing row) and a status change must agree.
+            let expected: Vec<String> = transition_event(Some(from), to).map(|e| e.to_string()).into_iter().collect();
+            let reconnect =
+                SaveGrant { status: to, initial_job: None, ..grant(&user, "acct-1", Some(id), secs(now, 1)) };
+            store.save_grant(reconnect).await.unwrap();
+            let after: Vec<String> = event_types(&*store, scope).await.split_off(1);
+            assert_eq!(after, expected, "reconnect {from} -> {to}");
+        }
+    }
+    for (i, from) in statuses.into_iter().enumerate() {
+        for (j, to) in [InsufficientScope, NeedsReauth, Revoked].into_iter().enumerate() {
+            let (scope, user) = tenant_with_user(&*store, &format!("org:change-{i}-{j}")).await;
+            let id =
+                store.save_grant(SaveGrant { status: from, ..grant(&user, "acct-1", None, now) }).await.unwrap().id;
+            store.set_connection_status(scope, id, status_change(to, Some("why"), secs(now, 1))).await.unwrap();
+            let expected: Vec<String> = transition_event(Some(from), to).map(|e| e.to_string()).into_iter().collect();
+            let after: Vec<String> = event_types(&*store, scope).await.split_off(1);
+            assert_eq!(after, expected, "status change {from} -> {to}");
+        }
+    }
+    // The rule itself, row by row (architecture §3).
+    let rows = [
+        (None, Active, Some(EventType::ConnectionCreated)),
+        (None, InsufficientScope, Some(EventType::ConnectionCreated)),
+        (Some(Active), Active, None),
+        (Some(Active), InsufficientScope, Some(EventType::ConnectionNeedsReauth)),
+        (Some(Active), NeedsReauth, Some(EventType::ConnectionNeedsReauth)),
+        (Some(Active), Revoked, Some(EventType::ConnectionRevoked)),
+        (Some(Active), Disconnecting, None),
+        (Some(NeedsReauth), Active, Some(EventType::ConnectionRecovered)),
+        (Some(Revoked), Active, Some(EventType::ConnectionRecovered)),
+        (Some(InsufficientScope), Active, Some(EventType::ConnectionRecovered)),
+        (Some(NeedsReauth), Revoked, Some(EventType::ConnectionRevoked)),
+        (Some(Disconnecting), Active, None),
+    ];
+    for (from, to, event) in rows {
+        assert_eq!(transition_event(from, to), event, "{from:?} -> {to}");
+    }
 }
 
 /// The refresh sweep sees active, visible connections expiring before the cutoff, soonest first.
@@ -189,21 +244,37 @@ pub async fn a_disconnect_hides_the_connection_and_finishing_it_twice_deletes_it
     let listed = store.list_connections(scope, ConnectionFilter::default(), Page::first()).await.unwrap();
     assert!(listed.items.is_empty(), "hidden from lists");
     assert_eq!(store.connection_for_job(scope, id).await.unwrap().status, ConnectionStatus::Disconnecting);
-    assert!(store.get_credential(scope, id).await.is_ok(), "the job can still read the credential to revoke it");
+    assert!(matches!(store.get_credential(scope, id).await, Err(StoreError::NotFound)), "no token is served");
+    assert!(store.credential_for_disconnect(scope, id).await.is_ok(), "the job can still read it to revoke it");
     let queued = store.job_counts().await.unwrap().into_iter().any(|c| c.kind == "disconnect" && c.count == 1);
     assert!(queued, "the disconnect job is queued");
-    let again = store.begin_disconnect(scope, id, job("disconnect", now), audit(scope.tenant_id(), "x")).await;
-    assert!(matches!(again, Err(StoreError::NotFound)), "already hidden: {again:?}");
+    let again = NewJob { dedup_key: Some(format!("disconnect:{id}")), ..job("disconnect", now) };
+    store
+        .begin_disconnect(scope, id, again, audit(scope.tenant_id(), "x"))
+        .await
+        .expect("a repeated disconnect is accepted");
+    let queued: i64 =
+        store.job_counts().await.unwrap().into_iter().filter(|c| c.kind == "disconnect").map(|c| c.count).sum();
+    assert_eq!(queued, 1, "the repeated disconnect merged into the queued job");
     let change = store.set_connection_status(scope, id, status_change(ConnectionStatus::Revoked, None, now)).await;
     assert!(matches!(change, Err(StoreError::NotFound)), "a hidden connection's status is not changed: {change:?}");
-    assert_eq!(store.find_connection_by_account(scope, user.id, "monday", "acct-1").await.unwrap(), None);
+    assert_eq!(store.find_connection_by_account(scope, user.id, ProviderId::Monday, "acct-1").await.unwrap(), None);
     let reconnected = store.save_grant(grant(&user, "acct-1", None, now)).await.expect("reconnect meanwhile");
 
     for _ in 0..2 {
-        store.finish_disconnect(scope, id, secs(now, 5)).await.unwrap();
+        store
+            .finish_disconnect(scope, id, audit(scope.tenant_id(), "connection.disconnected"), secs(now, 5))
+            .await
+            .unwrap();
     }
-    assert!(matches!(store.get_credential(scope, id).await, Err(StoreError::NotFound)), "credential destroyed");
+    assert!(
+        matches!(store.credential_for_disconnect(scope, id).await, Err(StoreError::NotFound)),
+        "credential destroyed"
+    );
     assert!(matches!(store.connection_for_job(scope, id).await, Err(StoreError::NotFound)), "tombstoned");
+    let disconnected = store.list_audit_events(scope, Page::first()).await.unwrap().items;
+    let finished = disconnected.iter().filter(|a| a.action == "connection.disconnected").count();
+    assert_eq!(finished, 1, "the audit record of the finished disconnect is written once");
     let deleted: Vec<_> =
         store.list_events(scope, 0, 500).await.unwrap().into_iter().filter(|e| e.connection_id == Some(id)).collect();
     let summary: Vec<_> = deleted.iter().map(|e| (e.event_type.as_str(), e.sequence)).collect();

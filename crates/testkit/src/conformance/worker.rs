@@ -2,7 +2,7 @@
 
 use super::*;
 use async_trait::async_trait;
-use patchbay_store::queue::{Clock, JobContext, JobError, JobHandler, Outcome, Worker, WorkerSettings};
+use patchbay_store::{Clock, JobContext, JobError, JobHandler, Outcome, Worker, WorkerSettings};
 use std::sync::{Arc, Mutex};
 
 /// A clock that moves only when told to.

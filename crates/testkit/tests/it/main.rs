@@ -66,6 +66,7 @@ on_both_stores!(
     a_refresh_is_written_only_over_the_version_it_read,
     a_refresh_recovers_a_connection_that_needed_reauth,
     a_status_change_writes_one_event_and_audit_and_a_repeat_writes_nothing,
+    every_status_transition_writes_the_event_the_rule_names,
     credentials_expiring_lists_only_active_ones_expiring_before_the_cutoff_in_order,
     a_disconnect_hides_the_connection_and_finishing_it_twice_deletes_it_once,
 );

@@ -6,12 +6,13 @@
 //! the credential row (one UPDATE, no transaction held); the provider call happens outside
 //! any transaction and its result is written only if the row's version is unchanged.
 
+use crate::{Aad, Purpose, Vault, VaultError};
 use chrono::{DateTime, Utc};
 use patchbay_oauth::{ErrorClass, OAuthClient, OAuthError, ProviderId, Registry, TokenSet};
 use patchbay_store::{
-    ConnectionId, ConnectionStatus, Credential, NewCredential, StatusChange, Store, StoreError, TenantId, TenantScope,
+    ConnectionId, ConnectionStatus, Credential, CredentialStore, NewCredential, StatusChange, StoreError, TenantId,
+    TenantScope, TokenFlow,
 };
-use patchbay_token_vault::{Aad, Purpose, Vault, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -56,7 +57,7 @@ struct Sealed {
 
 /// Seals, opens and refreshes token sets.
 pub struct Tokens {
-    store: Arc<dyn Store>,
+    store: Arc<dyn CredentialStore>,
     vault: Vault,
     oauth: Arc<OAuthClient>,
     registry: Registry,
@@ -70,8 +71,9 @@ pub fn token_set_aad(tenant: TenantId, connection: ConnectionId) -> Aad {
 }
 
 impl Tokens {
+    /// `owner` names this process in refresh leases (the instance id).
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn CredentialStore>,
         vault: Vault,
         oauth: Arc<OAuthClient>,
         registry: Registry,
@@ -80,12 +82,13 @@ impl Tokens {
         Self { store, vault, oauth, registry, owner, flights: Mutex::new(HashMap::new()) }
     }
 
+    /// The vault that seals token sets (and the connect flow's PKCE verifiers).
     pub fn vault(&self) -> &Vault {
         &self.vault
     }
 
     /// Encrypts a token set for one connection's credential row.
-    pub fn seal(&self, tenant: TenantId, connection: ConnectionId, flow: &str, set: &TokenSet) -> NewCredential {
+    pub fn seal(&self, tenant: TenantId, connection: ConnectionId, flow: TokenFlow, set: &TokenSet) -> NewCredential {
         let sealed = Sealed {
             access_token: set.access_token.expose_secret().to_string(),
             refresh_token: set.refresh_token.as_ref().map(|t| t.expose_secret().to_string()),
@@ -95,7 +98,7 @@ impl Tokens {
         let plaintext = Zeroizing::new(serde_json::to_vec(&sealed).expect("a token set serialises"));
         drop(sealed);
         NewCredential {
-            flow: flow.to_string(),
+            flow,
             key_id: self.vault.ring().primary_id(),
             ciphertext: self.vault.encrypt(&plaintext, &token_set_aad(tenant, connection)),
             access_expires_at: set.expires_at,
@@ -141,7 +144,7 @@ impl Tokens {
         // One round trip: the credential's flow names its provider, and a tombstoned
         // connection has no credential.
         let credential = self.store.get_credential(scope, id).await.map_err(not_found)?;
-        let provider = provider_of_flow(&credential.flow).ok_or(TokenError::NotFound)?;
+        let provider = credential.flow.provider();
         let set = self.open(&credential)?;
         if self.is_fresh(provider, &set) {
             return Ok(set.access_token);
@@ -254,7 +257,7 @@ impl Tokens {
     ) -> Result<(), TokenError> {
         let mut expected = read.version;
         for _ in 0..3 {
-            let sealed = self.seal(read.tenant_id, id, &read.flow, fresh);
+            let sealed = self.seal(read.tenant_id, id, read.flow, fresh);
             match self.store.store_refreshed(id, expected, sealed, Utc::now()).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict(_)) => {
@@ -284,25 +287,12 @@ impl Tokens {
         status: ConnectionStatus,
         reason: &str,
     ) -> Result<T, TokenError> {
-        let change = StatusChange {
-            status,
-            reason: Some(reason.to_string()),
-            event_type: Some("connection.needs_reauth".into()),
-            actor: "system".into(),
-            now: Utc::now(),
-        };
+        // The store destroys the dead grant's ciphertext and announces the status in the same
+        // transaction (`connection.needs_reauth` or `connection.revoked`).
+        let change = StatusChange { status, reason: Some(reason.to_string()), actor: "system".into(), now: Utc::now() };
         self.store.set_connection_status(scope, id, change).await?;
         tracing::warn!(connection = %id, status = status.as_str(), reason, "grant is dead; the user must reconnect");
         Err(TokenError::NeedsReauth(reason.to_string()))
-    }
-}
-
-/// The provider a credential's token flow belongs to (`google`; Monday's `legacy` and `v2`).
-fn provider_of_flow(flow: &str) -> Option<ProviderId> {
-    match flow {
-        "google" => Some(ProviderId::Google),
-        "legacy" | "v2" => Some(ProviderId::Monday),
-        _ => None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The few HTML pages Patchbay serves to browsers: the self-submitting connect page, the popup
+//! The few HTML pages Patchbay serves to browsers: the connect confirmation page, the popup
 //! result page and a generic error page. No third-party resources; the only scripts are inline
 //! and pinned by hash in the page's own Content-Security-Policy; nothing user-supplied is
 //! reflected unescaped.
@@ -6,6 +6,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use patchbay_connect::Confirmation;
+use patchbay_store::ConnectMode;
 use sha2::{Digest, Sha256};
 
 fn script_hash(script: &str) -> String {
@@ -37,25 +39,40 @@ pub fn escape(text: &str) -> String {
         .collect()
 }
 
-/// `GET /connect/{token}`: a page that submits itself as `POST /connect/{token}`, so a link
-/// scanner that fetches the URL cannot burn the token. `provider_origin` is where the POST's
-/// redirect goes (CSP `form-action` governs redirects after a form submission too). In popup
-/// mode (`keep_opener`) it is served with COOP `unsafe-none`: a `same-origin` page here would
-/// sever the popup from the app for good, and the result page could never post back.
-pub fn self_submitting(token: &str, provider_origin: &str, keep_opener: bool) -> Response {
-    let script = "document.getElementById('go').submit();";
+/// `GET /connect/{token}`: the confirmation page (architecture §4.1 step 2). It names the app,
+/// the person the account will be connected for, the provider, and in plain words what Patchbay
+/// will read and change, with one button that posts `POST /connect/{token}`. Nothing runs by
+/// itself: a person sent someone else's link sees whose it is before consenting (connection
+/// fixation), and a link scanner's GET consumes nothing. `form-action` allows the provider's
+/// origin because the POST's redirect goes there. Popup sessions are served COOP
+/// `unsafe-none`: a `same-origin` page here would sever the popup from the app for good.
+pub fn confirmation(token: &str, c: &Confirmation) -> Response {
+    let list = |items: &[&str]| items.iter().map(|i| format!("<li>{}</li>", escape(i))).collect::<String>();
+    let writes = if c.writes.is_empty() {
+        "<p>It will not change anything there.</p>".to_string()
+    } else {
+        format!("<p>It will also change:</p><ul>{}</ul>", list(&c.writes))
+    };
     let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Connecting…</title></head><body>\
-         <form id=\"go\" method=\"post\" action=\"/connect/{token}\"><p>Connecting your account…</p>\
-         <noscript><button type=\"submit\">Continue</button></noscript></form>\
-         <script>{script}</script></body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Connect {provider} to {app}</title></head><body>\
+         <h1>Connect {provider} to {app}</h1>\
+         <p>You are connecting a {provider} account for <strong id=\"end-user\">{user}</strong>. \
+         If that is not you, close this page.</p>\
+         <p>{app} will read:</p><ul>{reads}</ul>{writes}\
+         <form method=\"post\" action=\"/connect/{token}\"><button id=\"continue\" type=\"submit\">Continue to {provider}</button></form>\
+         </body></html>",
+        provider = escape(c.provider_name),
+        app = escape(&c.app_name),
+        user = escape(&c.end_user),
+        reads = list(&c.reads),
         token = escape(token),
     );
     let csp = format!(
-        "default-src 'none'; script-src {}; form-action 'self' {}; base-uri 'none'; frame-ancestors 'none'",
-        script_hash(script),
-        provider_origin
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; base-uri 'none'; frame-ancestors 'none'",
+        c.provider_origin
     );
+    let keep_opener = c.session.mode == ConnectMode::Popup;
     html(StatusCode::OK, body, csp, if keep_opener { "unsafe-none" } else { "same-origin" })
 }
 

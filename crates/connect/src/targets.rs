@@ -3,9 +3,44 @@
 
 use url::Url;
 
+/// The longest `return_to` accepted (browsers and proxies cut longer URLs unpredictably).
+pub const MAX_RETURN_TO: usize = 2048;
+
+/// A `return_to` whose origin is allowlisted: the only way to make one is [`ReturnTo::parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnTo(Url);
+
+impl ReturnTo {
+    /// Parses and checks a `return_to` against the allowed origins.
+    pub fn parse(text: &str, allowed: &[String]) -> Result<Self, TargetError> {
+        return_to(text, allowed).map(Self)
+    }
+
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+}
+
+/// An `opener_origin` that is exactly an allowlisted origin: made only by [`OpenerOrigin::parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenerOrigin(String);
+
+impl OpenerOrigin {
+    /// Parses and checks an opener origin against the allowed origins.
+    pub fn parse(text: &str, allowed: &[String]) -> Result<Self, TargetError> {
+        opener_origin(text, allowed).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Why a return target was refused (the message names the field, never echoes the value).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
+    #[error("`{0}` must be at most 2048 characters")]
+    TooLong(&'static str),
     #[error("`{0}` must be an absolute https (or http) URL")]
     NotAbsolute(&'static str),
     #[error("`{0}` must not contain credentials")]
@@ -17,8 +52,11 @@ pub enum TargetError {
 }
 
 /// A `return_to` URL whose origin is allowlisted.
-pub fn return_to(text: &str, allowed: &[String]) -> Result<Url, TargetError> {
+fn return_to(text: &str, allowed: &[String]) -> Result<Url, TargetError> {
     const FIELD: &str = "return_to";
+    if text.len() > MAX_RETURN_TO {
+        return Err(TargetError::TooLong(FIELD));
+    }
     // Reject anything a browser might resolve differently from us: backslashes, control and
     // whitespace characters, and scheme-relative or relative forms.
     if text.contains('\\') || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -39,8 +77,11 @@ pub fn return_to(text: &str, allowed: &[String]) -> Result<Url, TargetError> {
 }
 
 /// An `opener_origin` that is exactly an allowlisted origin.
-pub fn opener_origin(text: &str, allowed: &[String]) -> Result<String, TargetError> {
+fn opener_origin(text: &str, allowed: &[String]) -> Result<String, TargetError> {
     const FIELD: &str = "opener_origin";
+    if text.len() > MAX_RETURN_TO {
+        return Err(TargetError::TooLong(FIELD));
+    }
     let url = Url::parse(text).map_err(|_| TargetError::NotAnOrigin(FIELD))?;
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
         return Err(TargetError::NotAnOrigin(FIELD));
@@ -87,6 +128,8 @@ mod tests {
         ] {
             assert!(return_to(target, &allowed()).is_err(), "{target} is refused");
         }
+        let long = format!("https://app.example/{}", "a".repeat(MAX_RETURN_TO));
+        assert_eq!(return_to(&long, &allowed()), Err(TargetError::TooLong("return_to")), "a 2 KiB+ target is refused");
         let ok = return_to("https://app.example/connected?x=1", &allowed()).unwrap();
         assert_eq!(ok.as_str(), "https://app.example/connected?x=1");
     }

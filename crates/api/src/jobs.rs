@@ -1,0 +1,22 @@
+//! The job handlers this binary runs, registered on the worker in one place.
+
+use crate::state::AppState;
+use patchbay_connect::DisconnectJob;
+use patchbay_store::{JobKind, Worker};
+use std::sync::Arc;
+
+/// Revocation attempts before a disconnect gives the grant up and cleans up anyway (below the
+/// job's `max_attempts`, so the job itself never ends dead for a provider's sake).
+const REVOKE_ATTEMPTS: i32 = 8;
+
+/// Registers every handler on `worker`.
+pub fn register(worker: Worker, state: &AppState) -> Worker {
+    let disconnect = DisconnectJob {
+        store: state.store.clone(),
+        tokens: state.tokens.clone(),
+        oauth: state.oauth.clone(),
+        registry: state.settings.providers.registry.clone(),
+        revoke_attempts: REVOKE_ATTEMPTS,
+    };
+    worker.handle(JobKind::ConnectionDisconnect.as_str(), Arc::new(disconnect))
+}

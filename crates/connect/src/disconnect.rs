@@ -1,0 +1,128 @@
+//! The disconnect job (architecture §4.6). Revocation is best effort; the rest is not: whatever
+//! the provider says, the credential is destroyed, the tombstone written, `connection.deleted`
+//! emitted, and the audit record says what became of the provider grant.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use patchbay_oauth::{OAuthClient, Registry};
+use patchbay_store::{
+    ConnectionId, DisconnectPayload, Job, JobContext, JobError, JobHandler, JobPayload, NewAuditEvent, Store,
+    StoreError, TenantScope,
+};
+use patchbay_token_vault::{revoke_grant, GrantRevocation, Tokens};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the job holds the credential's refresh lease (longer than a revocation takes).
+const LEASE: Duration = Duration::from_secs(60);
+/// How long it waits for a refresh in flight before trying again later.
+const REFRESH_WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `connection.disconnect` jobs.
+pub struct DisconnectJob {
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<Tokens>,
+    pub oauth: Arc<OAuthClient>,
+    pub registry: Registry,
+    /// Attempts after which a revocation that keeps failing transiently is given up (the
+    /// cleanup then happens anyway). Should be below the job's `max_attempts`.
+    pub revoke_attempts: i32,
+}
+
+/// What became of the grant, as the audit record says it.
+fn audit_action(revocation: &Option<GrantRevocation>) -> &'static str {
+    match revocation {
+        Some(GrantRevocation::Revoked) => "connection.disconnected",
+        None => "connection.disconnected.grant_shared",
+        Some(_) => "connection.disconnected.grant_may_be_live",
+    }
+}
+
+#[async_trait]
+impl JobHandler for DisconnectJob {
+    async fn run(&self, job: &Job, ctx: JobContext) -> Result<(), JobError> {
+        let payload = DisconnectPayload::from_job(job).map_err(JobError::Permanent)?;
+        let scope = TenantScope::new(payload.tenant_id);
+        let id = payload.connection_id;
+        let connection = match self.store.connection_for_job(scope, id).await {
+            Ok(connection) => connection,
+            Err(StoreError::NotFound) => return Ok(()), // already gone
+            Err(e) => return Err(JobError::Retry(e.to_string())),
+        };
+        let owner = format!("disconnect:{}", job.id);
+        self.hold_refresh_lease(scope, id, &owner).await?;
+        let revocation = match self.revoke(scope, &connection).await {
+            Some(GrantRevocation::Retry(reason)) if ctx.attempt < self.revoke_attempts => {
+                // RFC 7009 §2.2.1: the token may still be valid; try again later.
+                let _ = self.store.release_refresh_lease(id, &owner).await;
+                return Err(JobError::Retry(format!("revocation failed: {reason}")));
+            }
+            other => other,
+        };
+        if let Some(outcome) = revocation.as_ref().filter(|r| !r.is_revoked()) {
+            tracing::warn!(connection = %id, outcome = ?outcome, "grant not revoked at the provider; cleaning up locally");
+        }
+        let audit = NewAuditEvent {
+            tenant_id: Some(payload.tenant_id),
+            actor: "system".into(),
+            action: audit_action(&revocation).into(),
+            target: Some(format!("connection:{id}")),
+            request_id: None,
+            ip: None,
+        };
+        self.store.finish_disconnect(scope, id, audit, Utc::now()).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        tracing::info!(connection = %id, "connection disconnected");
+        Ok(())
+    }
+}
+
+impl DisconnectJob {
+    /// Takes the credential's refresh lease, so no refresh starts from now on and one in flight
+    /// finishes first (its rotated token is then what gets revoked).
+    async fn hold_refresh_lease(&self, scope: TenantScope, id: ConnectionId, owner: &str) -> Result<(), JobError> {
+        let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
+        loop {
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+            match self.store.try_lease_refresh(id, owner, until, now).await {
+                Ok(true) => return Ok(()),
+                // No credential row (a dead grant already destroyed it): nothing to wait for.
+                Ok(false) => {
+                    if let Err(StoreError::NotFound) = self.store.credential_for_disconnect(scope, id).await {
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(JobError::Retry("a token refresh is still in flight".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(JobError::Retry(e.to_string())),
+            }
+        }
+    }
+
+    /// Revokes the grant unless another live connection shares it. `None`: skipped (shared).
+    async fn revoke(&self, scope: TenantScope, connection: &patchbay_store::Connection) -> Option<GrantRevocation> {
+        let credential = match self.store.credential_for_disconnect(scope, connection.id).await {
+            Ok(credential) => credential,
+            Err(StoreError::NotFound) => return Some(GrantRevocation::Failed("no credential left".into())),
+            Err(e) => return Some(GrantRevocation::Retry(e.to_string())),
+        };
+        match self.store.grant_sharers(connection).await {
+            Ok(0) => {}
+            Ok(sharers) => {
+                tracing::info!(connection = %connection.id, sharers, "grant shared by another connection; not revoked");
+                return None;
+            }
+            Err(e) => return Some(GrantRevocation::Retry(e.to_string())),
+        }
+        let Some(config) = self.registry.get(connection.provider) else {
+            return Some(GrantRevocation::Failed(format!("{} is not configured", connection.provider)));
+        };
+        match self.tokens.open(&credential) {
+            Ok(set) => Some(revoke_grant(&self.oauth, config, &set).await),
+            // Undecryptable: nothing to revoke with; local cleanup still happens.
+            Err(e) => Some(GrantRevocation::Failed(format!("credential unreadable: {e}"))),
+        }
+    }
+}

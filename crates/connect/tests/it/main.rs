@@ -1,0 +1,1 @@
+//! Domain tests of the connect flow (no HTTP server of Patchbay's own).
