@@ -1,13 +1,15 @@
 //! The `/v1` routes this capability serves: who am I, connections (read), the audit log.
 
+use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
+use super::middleware::RequestId;
 use super::pagination::{ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal, PrincipalKind};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use patchbay_store::{
     ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus, NewAuditEvent,
@@ -157,6 +159,8 @@ pub struct DisconnectOut {
 async fn delete_connection(
     State(state): State<AppState>,
     principal: Principal,
+    client: ClientAddr,
+    Extension(request_id): Extension<RequestId>,
     ApiPath(id): ApiPath<ConnectionId>,
 ) -> Result<(StatusCode, Json<DisconnectOut>), ApiError> {
     principal.require(Need::Write)?;
@@ -171,8 +175,8 @@ async fn delete_connection(
         actor: principal.actor(),
         action: "connection.disconnect".into(),
         target: Some(format!("connection:{id}")),
-        request_id: None,
-        ip: None,
+        request_id: Some(request_id.0),
+        ip: client.audit(),
     };
     state.store.begin_disconnect(principal.scope(), id, job, audit).await?;
     Ok((StatusCode::ACCEPTED, Json(DisconnectOut { id: id.to_string(), status: "disconnecting" })))

@@ -128,3 +128,48 @@ async fn pagination_is_keyset_and_clamped(db: Db) {
     app.stop().await;
 }
 crate::both_stores!(lists_page_by_cursor_and_clamp_the_limit, pagination_is_keyset_and_clamped);
+
+#[tokio::test]
+async fn audit_records_carry_the_full_client_address_behind_a_trusted_proxy() {
+    let app = spawn(Db::Sqlite, &["--tenant-claim", "org", "--trusted-proxies", "127.0.0.1/32"], HashMap::new())
+        .await
+        .unwrap();
+    let admin = token("ada", json!({"org": "acme", "role": "admin"}));
+    let (acme, ada) = whoami(&app, &admin).await;
+    let connection = app
+        .store
+        .create_connection(NewConnection {
+            tenant_id: acme,
+            user_id: ada.unwrap(),
+            provider: "google".into(),
+            provider_account_id: "google-sub-audit".into(),
+            provider_user_id: None,
+            account_name: None,
+            account_email: None,
+            scopes: vec![],
+            status: ConnectionStatus::Active,
+            status_reason: None,
+        })
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/connections/{}", connection.id)))
+        .bearer_auth(&admin)
+        .header("x-forwarded-for", "198.51.100.1, [2001:db8:aa:bb:1:2:3:4]:443")
+        .header("x-request-id", "audit-ip-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let log = json(app.get_as("/v1/audit-events", &admin).await).await;
+    let event = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "connection.disconnect")
+        .unwrap_or_else(|| panic!("a disconnect record in {log}"));
+    assert_eq!(event["ip"], "2001:db8:aa:bb:1:2:3:4", "the full client address, not its /64 rate-limit key");
+    assert_eq!(event["request_id"], "audit-ip-test", "the request id is recorded too");
+    app.stop().await;
+}
