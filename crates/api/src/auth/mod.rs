@@ -6,7 +6,7 @@ pub mod api_key;
 mod jwt;
 mod principal;
 
-pub use jwt::{Claims, JwtError, JwtVerifier};
+pub use jwt::{Claims, JwtError, JwtVerifier, JWKS_MAX_BYTES};
 pub use principal::{Need, Operator, Principal, PrincipalKind};
 
 use crate::config::AuthSettings;

@@ -96,6 +96,10 @@ pub struct AuthArgs {
     /// Least seconds between JWKS refetches triggered by unknown key ids.
     #[arg(long, env = "PATCHBAY_AUTH_JWKS_MIN_REFETCH_SECONDS", default_value_t = 60, global = true)]
     pub jwks_min_refetch_seconds: u64,
+    /// Longest seconds a cached JWKS is used before it is refetched, even while its keys are in
+    /// use (a key withdrawn by the identity provider stops working after this long).
+    #[arg(long, env = "PATCHBAY_AUTH_JWKS_MAX_AGE_SECONDS", default_value_t = 3600, global = true)]
+    pub jwks_max_age_seconds: u64,
     /// Clock leeway for `exp` and `nbf`, in seconds.
     #[arg(long, env = "PATCHBAY_AUTH_LEEWAY_SECONDS", default_value_t = 30, global = true)]
     pub leeway_seconds: u64,
@@ -403,6 +407,9 @@ impl ConfigArgs {
                 return Err(ConfigError::new("PATCHBAY_AUTH_JWT_SECRET", "must be at least 32 characters"));
             }
         }
+        if a.jwks_max_age_seconds == 0 {
+            return Err(ConfigError::new("PATCHBAY_AUTH_JWKS_MAX_AGE_SECONDS", "must be at least 1"));
+        }
         let admin_tokens = match env.secret("PATCHBAY_ADMIN_TOKENS")? {
             Some(list) => {
                 let tokens: Vec<SecretString> = list
@@ -438,6 +445,7 @@ impl ConfigArgs {
             role_claim: a.role_claim.clone(),
             admin_role: a.admin_role.clone(),
             jwks_min_refetch: Duration::from_secs(a.jwks_min_refetch_seconds),
+            jwks_max_age: Duration::from_secs(a.jwks_max_age_seconds),
             leeway_seconds: a.leeway_seconds,
             admin_tokens,
             api_key_touch_interval: Duration::from_secs(a.api_key_touch_seconds),
