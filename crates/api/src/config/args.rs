@@ -197,6 +197,9 @@ pub struct ProviderArgs {
 /// Provider endpoints and issuers (the providers' own by default; tests point them at fakes).
 #[derive(clap::Args, Clone, Debug)]
 pub struct EndpointArgs {
+    /// In production, accept provider URL overrides outside the provider's own domains.
+    #[arg(long, env = "PATCHBAY_ALLOW_PROVIDER_URL_OVERRIDES", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
+    pub allow_provider_url_overrides: bool,
     #[arg(long, env = "PATCHBAY_MONDAY_AUTH_URL", global = true, hide = true)]
     pub monday_auth_url: Option<String>,
     /// The token endpoint of the configured Monday flow (legacy `/oauth2/token`, v2 `/oauth_ms/oauth/token`).
@@ -377,20 +380,6 @@ impl ConfigArgs {
             }
             None => None,
         };
-        if production && jwks_url.is_some() {
-            if a.issuer.is_none() {
-                return Err(ConfigError::new(
-                    "PATCHBAY_AUTH_ISSUER",
-                    "required in production when PATCHBAY_AUTH_JWKS_URL is set",
-                ));
-            }
-            if a.audience.is_none() {
-                return Err(ConfigError::new(
-                    "PATCHBAY_AUTH_AUDIENCE",
-                    "required in production when PATCHBAY_AUTH_JWKS_URL is set",
-                ));
-            }
-        }
         let jwt_secret = match env.secret("PATCHBAY_AUTH_JWT_SECRET")? {
             Some(secret) => Some(secret),
             None if jwks_url.is_some() => None,
@@ -405,6 +394,15 @@ impl ConfigArgs {
         if let Some(secret) = &jwt_secret {
             if secret.expose_secret().len() < 32 {
                 return Err(ConfigError::new("PATCHBAY_AUTH_JWT_SECRET", "must be at least 32 characters"));
+            }
+        }
+        // Whichever way tokens are signed (HS256 secret or JWKS), production pins who issued
+        // them and for whom: a token minted for another service must not pass here.
+        if production {
+            for (variable, value) in [("PATCHBAY_AUTH_ISSUER", &a.issuer), ("PATCHBAY_AUTH_AUDIENCE", &a.audience)] {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    return Err(ConfigError::new(variable, "required in production (user JWTs must name it)"));
+                }
             }
         }
         if a.jwks_max_age_seconds == 0 {
@@ -456,6 +454,9 @@ impl ConfigArgs {
         let p = &self.providers;
         let e = &p.endpoints;
         let margin = Duration::from_secs(p.refresh_margin_seconds);
+        let policy = OverridePolicy { production, allow_foreign_hosts: e.allow_provider_url_overrides };
+        let monday = |variable, value| endpoint(variable, value, policy, MONDAY_HOSTS);
+        let google = |variable, value| endpoint(variable, value, policy, GOOGLE_HOSTS);
         let mut registry = Registry::new();
         let mut monday_signing_secret = None;
         if let Some(client_id) = &p.monday_client_id {
@@ -477,19 +478,19 @@ impl ConfigArgs {
                 .with_write_back(p.monday_write_back)
                 .with_issuer(e.monday_issuer.clone())
                 .with_refresh_margin(margin);
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_AUTH_URL", &e.monday_auth_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_AUTH_URL", &e.monday_auth_url)? {
                 config = config.with_authorize_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_TOKEN_URL", &e.monday_token_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_TOKEN_URL", &e.monday_token_url)? {
                 config = config.with_token_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_REVOKE_URL", &e.monday_revoke_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_REVOKE_URL", &e.monday_revoke_url)? {
                 config = config.with_revoke_url((flow == MondayFlow::V2).then_some(url));
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_MIGRATE_URL", &e.monday_migrate_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_MIGRATE_URL", &e.monday_migrate_url)? {
                 config = config.with_migrate_url(Some(url));
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_API_URL", &e.monday_api_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_API_URL", &e.monday_api_url)? {
                 config = config.with_identity_url(url);
             }
             registry = registry.with(config);
@@ -499,16 +500,16 @@ impl ConfigArgs {
             let mut config = ProviderConfig::google(client_id.clone(), secret)
                 .with_issuer(e.google_issuer.clone())
                 .with_refresh_margin(margin);
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_AUTH_URL", &e.google_auth_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_AUTH_URL", &e.google_auth_url)? {
                 config = config.with_authorize_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_TOKEN_URL", &e.google_token_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_TOKEN_URL", &e.google_token_url)? {
                 config = config.with_token_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_REVOKE_URL", &e.google_revoke_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_REVOKE_URL", &e.google_revoke_url)? {
                 config = config.with_revoke_url(Some(url));
             }
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_USERINFO_URL", &e.google_userinfo_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_USERINFO_URL", &e.google_userinfo_url)? {
                 config = config.with_identity_url(url);
             }
             registry = registry.with(config);
@@ -517,7 +518,7 @@ impl ConfigArgs {
             registry,
             monday_signing_secret,
             monday_plan: p.monday_plan.clone(),
-            google_api_url: endpoint("PATCHBAY_GOOGLE_API_URL", &e.google_api_url, production)?,
+            google_api_url: google("PATCHBAY_GOOGLE_API_URL", &e.google_api_url)?,
             google_sync_days_back: p.google_sync_days_back,
         })
     }
@@ -527,17 +528,62 @@ fn parse_key_ring(text: &SecretString) -> Result<KeyRing, ConfigError> {
     KeyRing::parse(text).map_err(|e| ConfigError::new("PATCHBAY_VAULT_KEYS", e.to_string()))
 }
 
-/// A provider endpoint override: an absolute URL, https in production.
-fn endpoint(variable: &'static str, value: &Option<String>, production: bool) -> Result<Option<Url>, ConfigError> {
+/// Hosts a provider's endpoints may be overridden to in production: exact names, and `*.` for
+/// any subdomain (security.md I1).
+const GOOGLE_HOSTS: &[&str] = &[
+    "accounts.google.com",
+    "oauth2.googleapis.com",
+    "openidconnect.googleapis.com",
+    "www.googleapis.com",
+    "*.googleapis.com",
+];
+const MONDAY_HOSTS: &[&str] = &["auth.monday.com", "api.monday.com", "*.monday.com"];
+
+/// What provider endpoint overrides may point at.
+#[derive(Clone, Copy)]
+struct OverridePolicy {
+    production: bool,
+    /// `PATCHBAY_ALLOW_PROVIDER_URL_OVERRIDES`: production accepts hosts outside the provider's.
+    allow_foreign_hosts: bool,
+}
+
+/// A provider endpoint override: an absolute URL; in production https, on one of the
+/// provider's own `hosts` unless foreign hosts are allowed.
+fn endpoint(
+    variable: &'static str,
+    value: &Option<String>,
+    policy: OverridePolicy,
+    hosts: &[&str],
+) -> Result<Option<Url>, ConfigError> {
     let Some(text) = value.as_deref().filter(|t| !t.is_empty()) else { return Ok(None) };
     let url = Url::parse(text).map_err(|e| ConfigError::new(variable, format!("not a URL: {e}")))?;
-    if url.host().is_none() || !matches!(url.scheme(), "http" | "https") {
+    let Some(host) = url.host_str().filter(|_| matches!(url.scheme(), "http" | "https")) else {
         return Err(ConfigError::new(variable, "must be an absolute http(s) URL"));
-    }
-    if production && url.scheme() != "https" {
+    };
+    if policy.production && url.scheme() != "https" {
         return Err(ConfigError::new(variable, "must be https in production"));
     }
+    if policy.production && !policy.allow_foreign_hosts && !on_hosts(host, hosts) {
+        return Err(ConfigError::new(
+            variable,
+            format!(
+                "`{host}` is not one of the provider's own hosts ({}); in production set \
+                 PATCHBAY_ALLOW_PROVIDER_URL_OVERRIDES=true to allow it",
+                hosts.join(", ")
+            ),
+        ));
+    }
     Ok(Some(url))
+}
+
+/// `host` is one of `hosts` (`*.domain` matching any subdomain of `domain`, not `domain` itself).
+fn on_hosts(host: &str, hosts: &[&str]) -> bool {
+    hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
+        Some(domain) => {
+            host.strip_suffix(domain).and_then(|sub| sub.strip_suffix('.')).is_some_and(|sub| !sub.is_empty())
+        }
+        None => host == *pattern,
+    })
 }
 
 fn required(env: &dyn SecretSource, name: &'static str, because: &str) -> Result<SecretString, ConfigError> {

@@ -241,6 +241,8 @@ async fn api_keys_and_dev_tokens_from_the_command_line_work_beside_a_running_ser
         .env("PATCHBAY_PUBLIC_URL", "https://p.example")
         .env("PATCHBAY_VAULT_KEYS", VAULT_KEYS)
         .env("PATCHBAY_AUTH_JWT_SECRET", JWT_SECRET)
+        .env("PATCHBAY_AUTH_ISSUER", "https://idp.example")
+        .env("PATCHBAY_AUTH_AUDIENCE", "patchbay")
         .output()
         .unwrap();
     assert!(!refused.status.success(), "dev-token is refused in production");
