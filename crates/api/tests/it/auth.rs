@@ -149,6 +149,61 @@ async fn api_keys_work_until_revoked_or_expired() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn me_names_the_caller_for_users_admins_claim_tenants_and_api_keys() {
+    let app = spawn_app().await;
+    let (status, alice) = me_status(&app, Some(&token("alice", json!({})))).await;
+    assert_eq!(status, 200, "{alice}");
+    assert_eq!(alice["role"], "user", "{alice}");
+    assert_eq!(alice["user"], json!({"subject": "alice", "issuer": "https://idp.test"}), "who the token names");
+    assert_eq!(alice["tenant_key"], "user:https://idp.test|alice", "per-user tenant key");
+    let tenant = app.store.find_tenant("user:https://idp.test|alice").await.unwrap().unwrap();
+    assert_eq!(alice["tenant_id"], tenant.id.to_string(), "the internal tenant id is still there");
+    assert!(alice["user_id"].as_str().is_some_and(|id| !id.is_empty()), "the internal user id is still there");
+    assert_eq!(alice["api_key"], Value::Null);
+
+    let (_, root) = me_status(&app, Some(&token("root", json!({"role": "admin"})))).await;
+    assert_eq!(root["role"], "admin", "the role claim makes an admin: {root}");
+    assert_eq!(root["user"]["subject"], "root");
+    assert_eq!(root["tenant_key"], "user:https://idp.test|root");
+
+    let generated = api_key::generate();
+    let key = app
+        .store
+        .create_api_key(NewApiKey {
+            tenant_id: tenant.id,
+            name: "deploy bot".into(),
+            prefix: generated.prefix.clone(),
+            sha256: generated.sha256,
+            scopes: vec![ApiKeyScope::Read, ApiKeyScope::Connect],
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let (_, bot) = me_status(&app, Some(generated.key.expose_secret())).await;
+    assert_eq!(bot["role"], "api_key", "{bot}");
+    assert_eq!(bot["api_key"], json!({"id": key.id.to_string(), "name": "deploy bot", "scopes": ["read", "connect"]}));
+    assert_eq!(bot["tenant_id"], tenant.id.to_string());
+    assert_eq!((&bot["user"], &bot["user_id"]), (&Value::Null, &Value::Null), "a key is no user");
+
+    let document = crate::helpers::json(app.get("/openapi.json").await).await;
+    let schemas = &document["components"]["schemas"];
+    for field in ["tenant_id", "tenant_key", "role", "user_id", "user", "api_key"] {
+        assert!(schemas["MeOut"]["properties"].get(field).is_some(), "MeOut documents `{field}`: {}", schemas["MeOut"]);
+    }
+    for field in ["subject", "issuer"] {
+        assert!(schemas["UserOut"]["properties"].get(field).is_some(), "UserOut documents `{field}`");
+    }
+    app.stop().await;
+
+    let app = spawn(Db::Sqlite, &["--tenant-claim", "org_id"], HashMap::new()).await.unwrap();
+    let (_, bob) = me_status(&app, Some(&token("bob", json!({"org_id": "acme"})))).await;
+    assert_eq!(bob["tenant_key"], "org:acme", "claim-mode tenant key: {bob}");
+    assert_eq!(bob["user"], json!({"subject": "bob", "issuer": "https://idp.test"}));
+    assert_eq!(bob["role"], "user");
+    app.stop().await;
+}
+
 /// A JWKS endpoint on loopback that counts its fetches and can be changed mid-test.
 struct FakeIdp {
     url: String,
