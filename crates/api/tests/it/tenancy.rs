@@ -29,6 +29,22 @@ async fn key_for(app: &TestApp, tenant: TenantId, scopes: Vec<ApiKeyScope>) -> S
     generated.key.expose_secret().to_string()
 }
 
+/// An active connection with no account details or scopes.
+fn bare_connection(tenant_id: TenantId, user_id: UserId, provider: &str, account: &str) -> NewConnection {
+    NewConnection {
+        tenant_id,
+        user_id,
+        provider: provider.into(),
+        provider_account_id: account.into(),
+        provider_user_id: None,
+        account_name: None,
+        account_email: None,
+        scopes: vec![],
+        status: ConnectionStatus::Active,
+        status_reason: None,
+    }
+}
+
 async fn tenants_are_walls(db: Db) {
     let Some(app) = spawn(db, &["--tenant-claim", "org"], HashMap::new()).await else { return };
     let alice = token("alice", json!({"org": "acme"}));
@@ -95,18 +111,7 @@ async fn pagination_is_keyset_and_clamped(db: Db) {
     let (tenant, user) = whoami(&app, &alice).await;
     for i in 0..5 {
         app.store
-            .create_connection(NewConnection {
-                tenant_id: tenant,
-                user_id: user.unwrap(),
-                provider: "monday".into(),
-                provider_account_id: format!("acct-{i}"),
-                provider_user_id: None,
-                account_name: None,
-                account_email: None,
-                scopes: vec![],
-                status: ConnectionStatus::Active,
-                status_reason: None,
-            })
+            .create_connection(bare_connection(tenant, user.unwrap(), "monday", &format!("acct-{i}")))
             .await
             .unwrap();
     }
@@ -136,22 +141,8 @@ async fn audit_records_carry_the_full_client_address_behind_a_trusted_proxy() {
         .unwrap();
     let admin = token("ada", json!({"org": "acme", "role": "admin"}));
     let (acme, ada) = whoami(&app, &admin).await;
-    let connection = app
-        .store
-        .create_connection(NewConnection {
-            tenant_id: acme,
-            user_id: ada.unwrap(),
-            provider: "google".into(),
-            provider_account_id: "google-sub-audit".into(),
-            provider_user_id: None,
-            account_name: None,
-            account_email: None,
-            scopes: vec![],
-            status: ConnectionStatus::Active,
-            status_reason: None,
-        })
-        .await
-        .unwrap();
+    let connection =
+        app.store.create_connection(bare_connection(acme, ada.unwrap(), "google", "google-sub-audit")).await.unwrap();
     let response = app
         .client
         .delete(app.url(&format!("/v1/connections/{}", connection.id)))
