@@ -53,12 +53,14 @@ pub struct Finished {
 impl Connect {
     /// Handles a callback. `Err` means no session could be found for it (no valid state, or the
     /// store is down): nothing was stored and the token endpoint was never called. `cookies`
-    /// gives every value the request carries for a cookie name.
+    /// gives every value the request carries for a cookie name; `client_ip` goes into the audit
+    /// record.
     pub async fn callback(
         &self,
         provider: &str,
         query: CallbackQuery,
         cookies: impl Fn(&str) -> Vec<String>,
+        client_ip: Option<String>,
     ) -> Result<Finished, ConnectError> {
         let [state] = query.states.as_slice() else {
             return Err(invalid_state(provider));
@@ -68,11 +70,12 @@ impl Connect {
             self.store.consume_oauth_state(&state_sha256, Utc::now()).await?.ok_or_else(|| invalid_state(provider))?;
         let session = self.store.get_connect_session(TenantScope::new(row.tenant_id), row.session_id).await?;
         let cookie = cookie_name(&state_sha256, self.secure());
-        let outcome = self.checked_finish(provider, &row, &session, query, &cookie, cookies).await;
+        let outcome = self.checked_finish(provider, &row, &session, query, &cookie, cookies, client_ip).await;
         self.record(&session, &outcome).await;
         Ok(Finished { session, outcome, cookie_name: cookie })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn checked_finish(
         &self,
         provider: &str,
@@ -81,6 +84,7 @@ impl Connect {
         query: CallbackQuery,
         cookie: &str,
         cookies: impl Fn(&str) -> Vec<String>,
+        client_ip: Option<String>,
     ) -> Result<ConnectionId, ConnectError> {
         if provider != row.provider.as_str() {
             // Mix-up defence: a state made for one provider arriving at another's callback.
@@ -126,7 +130,7 @@ impl Connect {
             tracing::warn!(provider = %row.provider, reason = e.reason(), "identity lookup failed");
             ConnectError::IdentityFailed
         })?;
-        let connection = self.save(config, session, tokens, identity).await?;
+        let connection = self.save(config, session, tokens, identity, client_ip).await?;
         match connection.status {
             ConnectionStatus::InsufficientScope => Err(ConnectError::InsufficientScope(connection.id)),
             _ => Ok(connection.id),
@@ -142,6 +146,7 @@ impl Connect {
         session: &ConnectSession,
         mut tokens: TokenSet,
         identity: AccountIdentity,
+        client_ip: Option<String>,
     ) -> Result<Connection, ConnectError> {
         let scope = TenantScope::new(session.tenant_id);
         for attempt in 0..2 {
@@ -185,7 +190,7 @@ impl Connect {
                     action: "connection.connect".into(),
                     target: Some(format!("connection:{connection_id}")),
                     request_id: None,
-                    ip: None,
+                    ip: client_ip.clone(),
                 },
                 now,
             };

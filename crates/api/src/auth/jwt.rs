@@ -8,6 +8,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
@@ -47,11 +48,22 @@ impl JwtVerifier {
     pub fn new(settings: &AuthSettings, client: reqwest::Client) -> Self {
         Self {
             hs256: settings.jwt_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
-            jwks: settings.jwks_url.clone().map(|url| Jwks::new(url, client, settings.jwks_min_refetch)),
+            jwks: settings
+                .jwks_url
+                .clone()
+                .map(|url| Jwks::new(url, client, settings.jwks_min_refetch, settings.jwks_max_age)),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway: settings.leeway_seconds,
         }
+    }
+
+    /// Replaces the clock the JWKS cache ages by (tests move it past the maximum age).
+    pub fn with_clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        if let Some(jwks) = &mut self.jwks {
+            jwks.clock = Arc::new(clock);
+        }
+        self
     }
 
     /// Checks signature, algorithm, `exp` (required), `nbf`, `sub` (required), `iss` and
@@ -99,32 +111,48 @@ fn audience_matches(claims: &Claims, audience: &str) -> bool {
     }
 }
 
-/// A cached JWKS. Keys are refetched when stale (hourly) or when a token names an unknown key
-/// id — but such miss-driven refetches happen at most once per `min_refetch`, so a storm of
-/// made-up key ids cannot turn Patchbay into a load generator against the identity provider.
+/// A cached JWKS. Keys are refetched when a token names an unknown key id — at most once per
+/// `min_refetch`, so a storm of made-up key ids cannot turn Patchbay into a load generator against
+/// the identity provider — and when the cache is older than `max_age`, even while tokens keep
+/// naming known key ids: a key the identity provider withdrew stops working once `max_age` has
+/// passed. A failed or oversized fetch leaves the cached keys as they were; a cache past its
+/// `max_age` is not used (the caller gets "keys unavailable, retry", never a withdrawn key).
 struct Jwks {
     url: Url,
     client: reqwest::Client,
     min_refetch: Duration,
-    keys: RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
+    max_age: Duration,
+    clock: Clock,
+    keys: RwLock<KeyCache>,
     refresh: Mutex<RefreshState>,
+}
+
+/// The time source of the cache (injectable so tests can move past `max_age` without waiting).
+type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    fetched_at: Option<Instant>,
 }
 
 #[derive(Default)]
 struct RefreshState {
-    fetched_at: Option<Instant>,
     last_miss_fetch: Option<Instant>,
 }
 
-const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The largest JWKS document read; a bigger one is refused without being buffered whole.
+pub const JWKS_MAX_BYTES: usize = 256 * 1024;
 
 impl Jwks {
-    fn new(url: Url, client: reqwest::Client, min_refetch: Duration) -> Self {
+    fn new(url: Url, client: reqwest::Client, min_refetch: Duration, max_age: Duration) -> Self {
         Self {
             url,
             client,
             min_refetch,
-            keys: RwLock::new(HashMap::new()),
+            max_age,
+            clock: Arc::new(Instant::now),
+            keys: RwLock::new(KeyCache::default()),
             refresh: Mutex::new(RefreshState::default()),
         }
     }
@@ -138,39 +166,58 @@ impl Jwks {
         if let Some(key) = self.lookup(kid, alg).await? {
             return Ok(key);
         }
-        let stale = state.fetched_at.is_none_or(|t| t.elapsed() >= JWKS_MAX_AGE);
-        let may_refetch = state.last_miss_fetch.is_none_or(|t| t.elapsed() >= self.min_refetch);
+        let now = (self.clock)();
+        let stale = !self.is_fresh(self.keys.read().await.fetched_at, now);
+        let may_refetch = state.last_miss_fetch.is_none_or(|t| now.saturating_duration_since(t) >= self.min_refetch);
         if stale || may_refetch {
             if !stale {
-                state.last_miss_fetch = Some(Instant::now());
+                state.last_miss_fetch = Some(now);
             }
-            self.fetch().await?;
-            state.fetched_at = Some(Instant::now());
+            let keys = self.fetch().await?;
+            *self.keys.write().await = KeyCache { keys, fetched_at: Some((self.clock)()) };
         }
         drop(state);
         self.lookup(kid, alg).await?.ok_or(JwtError::UnknownKid)
     }
 
+    fn is_fresh(&self, fetched_at: Option<Instant>, now: Instant) -> bool {
+        fetched_at.is_some_and(|t| now.saturating_duration_since(t) < self.max_age)
+    }
+
+    /// A cached key, unless the cache is past its maximum age.
     async fn lookup(&self, kid: &str, alg: Algorithm) -> Result<Option<DecodingKey>, JwtError> {
-        match self.keys.read().await.get(kid) {
+        let cache = self.keys.read().await;
+        if !self.is_fresh(cache.fetched_at, (self.clock)()) {
+            return Ok(None);
+        }
+        match cache.keys.get(kid) {
             Some((key_alg, key)) if *key_alg == alg => Ok(Some(key.clone())),
             Some(_) => Err(JwtError::Algorithm(alg)),
             None => Ok(None),
         }
     }
 
-    async fn fetch(&self) -> Result<(), JwtError> {
+    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, JwtError> {
         metrics::counter!("patchbay_auth_jwks_fetches_total").increment(1);
-        let response = self
-            .client
-            .get(self.url.clone())
-            .send()
-            .await
-            .map_err(|e| JwtError::JwksUnavailable(e.without_url().to_string()))?;
+        let unavailable = |e: reqwest::Error| JwtError::JwksUnavailable(e.without_url().to_string());
+        let mut response = self.client.get(self.url.clone()).send().await.map_err(unavailable)?;
         if !response.status().is_success() {
             return Err(JwtError::JwksUnavailable(format!("status {}", response.status())));
         }
-        let set: JwkSet = response.json().await.map_err(|e| JwtError::JwksUnavailable(e.without_url().to_string()))?;
+        let too_large = || JwtError::JwksUnavailable(format!("the JWKS is larger than {JWKS_MAX_BYTES} bytes"));
+        if response.content_length().is_some_and(|n| n > JWKS_MAX_BYTES as u64) {
+            return Err(too_large());
+        }
+        // Read chunk by chunk: a body without (or lying about) its length is cut off at the limit.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if body.len() + chunk.len() > JWKS_MAX_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let set: JwkSet = serde_json::from_slice(&body)
+            .map_err(|e| JwtError::JwksUnavailable(format!("the JWKS is not a key set: {e}")))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else { continue };
@@ -186,7 +233,6 @@ impl Jwks {
             keys.insert(kid, (alg, key));
         }
         tracing::info!(keys = keys.len(), "fetched the JWKS");
-        *self.keys.write().await = keys;
-        Ok(())
+        Ok(keys)
     }
 }

@@ -6,8 +6,8 @@ pub mod api_key;
 mod jwt;
 mod principal;
 
-pub use jwt::{Claims, JwtError, JwtVerifier};
-pub use principal::{Need, Operator, Principal, PrincipalKind};
+pub use jwt::{Claims, JwtError, JwtVerifier, JWKS_MAX_BYTES};
+pub use principal::{Need, Operator, Principal, PrincipalKind, UserIdentity};
 
 use crate::config::AuthSettings;
 use crate::http::problem::{ApiError, ProblemCode};
@@ -173,17 +173,18 @@ impl Auth {
             Some(Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some(&self.admin_role)),
             _ => false,
         };
-        let (tenant_id, user_id) = self.resolve_identity(tenant_key, &issuer, &subject).await?;
-        Ok(Principal { tenant_id, kind: PrincipalKind::User { user_id, admin } })
+        let (tenant_id, user_id) = self.resolve_identity(&tenant_key, &issuer, &subject).await?;
+        let identity = UserIdentity { subject, issuer, tenant_key };
+        Ok(Principal { tenant_id, kind: PrincipalKind::User { user_id, admin, identity } })
     }
 
     async fn resolve_identity(
         &self,
-        tenant_key: String,
+        tenant_key: &str,
         issuer: &str,
         subject: &str,
     ) -> Result<(TenantId, UserId), ApiError> {
-        let cache_key = (tenant_key, issuer.to_string(), subject.to_string());
+        let cache_key = (tenant_key.to_string(), issuer.to_string(), subject.to_string());
         if let Some(ids) = self.identities.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key) {
             return Ok(*ids);
         }

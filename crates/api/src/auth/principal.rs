@@ -16,8 +16,28 @@ pub struct Principal {
 /// An end user (JWT) or an API key.
 #[derive(Clone, Debug)]
 pub enum PrincipalKind {
-    User { user_id: UserId, admin: bool },
-    ApiKey { key_id: ApiKeyId, name: String, scopes: Vec<ApiKeyScope> },
+    /// `identity` is who the verified token names; `admin` is the tenant admin role.
+    User {
+        user_id: UserId,
+        admin: bool,
+        identity: UserIdentity,
+    },
+    ApiKey {
+        key_id: ApiKeyId,
+        name: String,
+        scopes: Vec<ApiKeyScope>,
+    },
+}
+
+/// Who a verified user token names, as Patchbay keyed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserIdentity {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `iss` (empty when the token carries none and no issuer is required).
+    pub issuer: String,
+    /// The tenant's external key: `org:<tenant claim>` in claim mode, else `user:<iss>|<sub>`.
+    pub tenant_key: String,
 }
 
 /// What a route needs.
@@ -69,7 +89,7 @@ impl Principal {
     /// For end users who are not admins: the only user whose data they may see.
     pub fn own_user(&self) -> Option<UserId> {
         match &self.kind {
-            PrincipalKind::User { user_id, admin: false } => Some(*user_id),
+            PrincipalKind::User { user_id, admin: false, .. } => Some(*user_id),
             _ => None,
         }
     }

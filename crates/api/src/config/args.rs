@@ -99,6 +99,10 @@ pub struct AuthArgs {
     /// Least seconds between JWKS refetches triggered by unknown key ids.
     #[arg(long, env = "PATCHBAY_AUTH_JWKS_MIN_REFETCH_SECONDS", default_value_t = 60, global = true)]
     pub jwks_min_refetch_seconds: u64,
+    /// Longest seconds a cached JWKS is used before it is refetched, even while its keys are in
+    /// use (a key withdrawn by the identity provider stops working after this long).
+    #[arg(long, env = "PATCHBAY_AUTH_JWKS_MAX_AGE_SECONDS", default_value_t = 3600, global = true)]
+    pub jwks_max_age_seconds: u64,
     /// Clock leeway for `exp` and `nbf`, in seconds.
     #[arg(long, env = "PATCHBAY_AUTH_LEEWAY_SECONDS", default_value_t = 30, global = true)]
     pub leeway_seconds: u64,
@@ -196,6 +200,9 @@ pub struct ProviderArgs {
 /// Provider endpoints and issuers (the providers' own by default; tests point them at fakes).
 #[derive(clap::Args, Clone, Debug)]
 pub struct EndpointArgs {
+    /// In production, accept provider URL overrides outside the provider's own domains.
+    #[arg(long, env = "PATCHBAY_ALLOW_PROVIDER_URL_OVERRIDES", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
+    pub allow_provider_url_overrides: bool,
     #[arg(long, env = "PATCHBAY_MONDAY_AUTH_URL", global = true, hide = true)]
     pub monday_auth_url: Option<String>,
     /// The token endpoint of the configured Monday flow (legacy `/oauth2/token`, v2 `/oauth_ms/oauth/token`).
@@ -377,20 +384,6 @@ impl ConfigArgs {
             }
             None => None,
         };
-        if production && jwks_url.is_some() {
-            if a.issuer.is_none() {
-                return Err(ConfigError::new(
-                    "PATCHBAY_AUTH_ISSUER",
-                    "required in production when PATCHBAY_AUTH_JWKS_URL is set",
-                ));
-            }
-            if a.audience.is_none() {
-                return Err(ConfigError::new(
-                    "PATCHBAY_AUTH_AUDIENCE",
-                    "required in production when PATCHBAY_AUTH_JWKS_URL is set",
-                ));
-            }
-        }
         let jwt_secret = match env.secret("PATCHBAY_AUTH_JWT_SECRET")? {
             Some(secret) => Some(secret),
             None if jwks_url.is_some() => None,
@@ -406,6 +399,18 @@ impl ConfigArgs {
             if secret.expose_secret().len() < 32 {
                 return Err(ConfigError::new("PATCHBAY_AUTH_JWT_SECRET", "must be at least 32 characters"));
             }
+        }
+        // Whichever way tokens are signed (HS256 secret or JWKS), production pins who issued
+        // them and for whom: a token minted for another service must not pass here.
+        if production {
+            for (variable, value) in [("PATCHBAY_AUTH_ISSUER", &a.issuer), ("PATCHBAY_AUTH_AUDIENCE", &a.audience)] {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    return Err(ConfigError::new(variable, "required in production (user JWTs must name it)"));
+                }
+            }
+        }
+        if a.jwks_max_age_seconds == 0 {
+            return Err(ConfigError::new("PATCHBAY_AUTH_JWKS_MAX_AGE_SECONDS", "must be at least 1"));
         }
         let admin_tokens = match env.secret("PATCHBAY_ADMIN_TOKENS")? {
             Some(list) => {
@@ -442,6 +447,7 @@ impl ConfigArgs {
             role_claim: a.role_claim.clone(),
             admin_role: a.admin_role.clone(),
             jwks_min_refetch: Duration::from_secs(a.jwks_min_refetch_seconds),
+            jwks_max_age: Duration::from_secs(a.jwks_max_age_seconds),
             leeway_seconds: a.leeway_seconds,
             admin_tokens,
             api_key_touch_interval: Duration::from_secs(a.api_key_touch_seconds),
@@ -452,6 +458,9 @@ impl ConfigArgs {
         let p = &self.providers;
         let e = &p.endpoints;
         let margin = Duration::from_secs(p.refresh_margin_seconds);
+        let policy = OverridePolicy { production, allow_foreign_hosts: e.allow_provider_url_overrides };
+        let monday = |variable, value| endpoint(variable, value, policy, MONDAY_HOSTS);
+        let google = |variable, value| endpoint(variable, value, policy, GOOGLE_HOSTS);
         let mut registry = Registry::new();
         let mut monday_signing_secret = None;
         if let Some(client_id) = &p.monday_client_id {
@@ -473,19 +482,19 @@ impl ConfigArgs {
                 .with_write_back(p.monday_write_back)
                 .with_issuer(e.monday_issuer.clone())
                 .with_refresh_margin(margin);
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_AUTH_URL", &e.monday_auth_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_AUTH_URL", &e.monday_auth_url)? {
                 config = config.with_authorize_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_TOKEN_URL", &e.monday_token_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_TOKEN_URL", &e.monday_token_url)? {
                 config = config.with_token_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_REVOKE_URL", &e.monday_revoke_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_REVOKE_URL", &e.monday_revoke_url)? {
                 config = config.with_revoke_url((flow == MondayFlow::V2).then_some(url));
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_MIGRATE_URL", &e.monday_migrate_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_MIGRATE_URL", &e.monday_migrate_url)? {
                 config = config.with_migrate_url(Some(url));
             }
-            if let Some(url) = endpoint("PATCHBAY_MONDAY_API_URL", &e.monday_api_url, production)? {
+            if let Some(url) = monday("PATCHBAY_MONDAY_API_URL", &e.monday_api_url)? {
                 config = config.with_identity_url(url);
             }
             registry = registry.with(config);
@@ -495,16 +504,16 @@ impl ConfigArgs {
             let mut config = ProviderConfig::google(client_id.clone(), secret)
                 .with_issuer(e.google_issuer.clone())
                 .with_refresh_margin(margin);
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_AUTH_URL", &e.google_auth_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_AUTH_URL", &e.google_auth_url)? {
                 config = config.with_authorize_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_TOKEN_URL", &e.google_token_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_TOKEN_URL", &e.google_token_url)? {
                 config = config.with_token_url(url);
             }
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_REVOKE_URL", &e.google_revoke_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_REVOKE_URL", &e.google_revoke_url)? {
                 config = config.with_revoke_url(Some(url));
             }
-            if let Some(url) = endpoint("PATCHBAY_GOOGLE_USERINFO_URL", &e.google_userinfo_url, production)? {
+            if let Some(url) = google("PATCHBAY_GOOGLE_USERINFO_URL", &e.google_userinfo_url)? {
                 config = config.with_identity_url(url);
             }
             registry = registry.with(config);
@@ -513,7 +522,7 @@ impl ConfigArgs {
             registry,
             monday_signing_secret,
             monday_plan: p.monday_plan.clone(),
-            google_api_url: endpoint("PATCHBAY_GOOGLE_API_URL", &e.google_api_url, production)?,
+            google_api_url: google("PATCHBAY_GOOGLE_API_URL", &e.google_api_url)?,
             google_sync_days_back: p.google_sync_days_back,
         })
     }
@@ -523,17 +532,62 @@ fn parse_key_ring(text: &SecretString) -> Result<KeyRing, ConfigError> {
     KeyRing::parse(text).map_err(|e| ConfigError::new("PATCHBAY_VAULT_KEYS", e.to_string()))
 }
 
-/// A provider endpoint override: an absolute URL, https in production.
-fn endpoint(variable: &'static str, value: &Option<String>, production: bool) -> Result<Option<Url>, ConfigError> {
+/// Hosts a provider's endpoints may be overridden to in production: exact names, and `*.` for
+/// any subdomain (security.md I1).
+const GOOGLE_HOSTS: &[&str] = &[
+    "accounts.google.com",
+    "oauth2.googleapis.com",
+    "openidconnect.googleapis.com",
+    "www.googleapis.com",
+    "*.googleapis.com",
+];
+const MONDAY_HOSTS: &[&str] = &["auth.monday.com", "api.monday.com", "*.monday.com"];
+
+/// What provider endpoint overrides may point at.
+#[derive(Clone, Copy)]
+struct OverridePolicy {
+    production: bool,
+    /// `PATCHBAY_ALLOW_PROVIDER_URL_OVERRIDES`: production accepts hosts outside the provider's.
+    allow_foreign_hosts: bool,
+}
+
+/// A provider endpoint override: an absolute URL; in production https, on one of the
+/// provider's own `hosts` unless foreign hosts are allowed.
+fn endpoint(
+    variable: &'static str,
+    value: &Option<String>,
+    policy: OverridePolicy,
+    hosts: &[&str],
+) -> Result<Option<Url>, ConfigError> {
     let Some(text) = value.as_deref().filter(|t| !t.is_empty()) else { return Ok(None) };
     let url = Url::parse(text).map_err(|e| ConfigError::new(variable, format!("not a URL: {e}")))?;
-    if url.host().is_none() || !matches!(url.scheme(), "http" | "https") {
+    let Some(host) = url.host_str().filter(|_| matches!(url.scheme(), "http" | "https")) else {
         return Err(ConfigError::new(variable, "must be an absolute http(s) URL"));
-    }
-    if production && url.scheme() != "https" {
+    };
+    if policy.production && url.scheme() != "https" {
         return Err(ConfigError::new(variable, "must be https in production"));
     }
+    if policy.production && !policy.allow_foreign_hosts && !on_hosts(host, hosts) {
+        return Err(ConfigError::new(
+            variable,
+            format!(
+                "`{host}` is not one of the provider's own hosts ({}); in production set \
+                 PATCHBAY_ALLOW_PROVIDER_URL_OVERRIDES=true to allow it",
+                hosts.join(", ")
+            ),
+        ));
+    }
     Ok(Some(url))
+}
+
+/// `host` is one of `hosts` (`*.domain` matching any subdomain of `domain`, not `domain` itself).
+fn on_hosts(host: &str, hosts: &[&str]) -> bool {
+    hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
+        Some(domain) => {
+            host.strip_suffix(domain).and_then(|sub| sub.strip_suffix('.')).is_some_and(|sub| !sub.is_empty())
+        }
+        None => host == *pattern,
+    })
 }
 
 fn required(env: &dyn SecretSource, name: &'static str, because: &str) -> Result<SecretString, ConfigError> {

@@ -64,6 +64,8 @@ pub struct AuthSettings {
     pub role_claim: String,
     pub admin_role: String,
     pub jwks_min_refetch: Duration,
+    /// Cached JWKS keys are refetched after this long, even while in use.
+    pub jwks_max_age: Duration,
     pub leeway_seconds: u64,
     pub admin_tokens: Vec<SecretString>,
     pub api_key_touch_interval: Duration,

@@ -1,6 +1,7 @@
 //! `/admin/v1`: the operator's fleet views, behind `PATCHBAY_ADMIN_TOKENS`. Every call is
 //! audited with the fingerprint of the token that made it.
 
+use super::client_ip::ClientAddr;
 use super::extract::ApiQuery;
 use super::middleware::RequestId;
 use super::pagination::{ListOut, ListQuery};
@@ -35,6 +36,7 @@ pub struct FleetConnectionOut {
 async fn list_all_connections(
     State(state): State<AppState>,
     operator: Operator,
+    client: ClientAddr,
     Extension(request_id): Extension<RequestId>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListOut<FleetConnectionOut>>, ApiError> {
@@ -47,7 +49,7 @@ async fn list_all_connections(
             action: "admin.connections.list".into(),
             target: None,
             request_id: Some(request_id.0),
-            ip: None,
+            ip: client.audit(),
         })
         .await?;
     Ok(Json(ListOut::from_page(page, |c| FleetConnectionOut {

@@ -1,6 +1,7 @@
 //! The browser's side of a connect: the confirmation page (`GET /connect/{token}`), the POST
 //! that redirects to the provider with the per-state cookie, and the provider's callback.
 
+use super::client_ip::ClientAddr;
 use super::pages;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
@@ -56,10 +57,12 @@ async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     RawQuery(query): RawQuery,
+    client: ClientAddr,
     headers: HeaderMap,
 ) -> Response {
     let query = CallbackQuery::parse(query.as_deref().unwrap_or_default());
-    let finished = match state.connect.callback(&provider, query, |name| cookies(&headers, name)).await {
+    let finished = match state.connect.callback(&provider, query, |name| cookies(&headers, name), client.audit()).await
+    {
         Ok(finished) => finished,
         Err(e) => return error_page(e),
     };

@@ -133,8 +133,10 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
         })
         .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis));
 
+    let client_ip = ClientIp::new(settings.http.trusted_proxies.clone());
     let mut router = router
         .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(axum::middleware::from_fn_with_state(client_ip, client_ip::record))
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, settings.http.request_timeout));
     if !settings.http.cors_origins.is_empty() {

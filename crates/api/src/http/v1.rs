@@ -1,13 +1,15 @@
 //! The `/v1` routes this capability serves: who am I, connections (read), the audit log.
 
+use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
+use super::middleware::RequestId;
 use super::pagination::{ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal, PrincipalKind};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use patchbay_store::{
     ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload,
@@ -26,16 +28,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_audit_events))
 }
 
-/// The caller as Patchbay sees it.
+/// The caller as Patchbay sees it: the internal ids, and who the credential names.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeOut {
     pub tenant_id: String,
+    /// The tenant's external key, for end users: `org:<tenant claim>` in claim mode, else
+    /// `user:<iss>|<sub>`.
+    #[schema(example = "org:acme")]
+    pub tenant_key: Option<String>,
     /// `user` (an end user), `admin` (a tenant admin) or `api_key`.
+    #[schema(example = "user")]
     pub role: String,
     /// Set for end users.
     pub user_id: Option<String>,
+    /// Set for end users: who their token names.
+    pub user: Option<UserOut>,
     /// Set for API keys.
     pub api_key: Option<ApiKeyOut>,
+}
+
+/// An end user as their token names them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `iss` (empty when the token carries none and no issuer is configured).
+    pub issuer: String,
 }
 
 /// An API key, without its secret.
@@ -43,6 +61,7 @@ pub struct MeOut {
 pub struct ApiKeyOut {
     pub id: String,
     pub name: String,
+    /// Any of `read`, `connect`, `write`, `admin`.
     pub scopes: Vec<String>,
 }
 
@@ -52,16 +71,20 @@ pub struct ApiKeyOut {
 async fn get_me(principal: Principal) -> Json<MeOut> {
     let tenant_id = principal.tenant_id.to_string();
     Json(match principal.kind {
-        PrincipalKind::User { user_id, admin } => MeOut {
+        PrincipalKind::User { user_id, admin, identity } => MeOut {
             tenant_id,
+            tenant_key: Some(identity.tenant_key),
             role: if admin { "admin" } else { "user" }.into(),
             user_id: Some(user_id.to_string()),
+            user: Some(UserOut { subject: identity.subject, issuer: identity.issuer }),
             api_key: None,
         },
         PrincipalKind::ApiKey { key_id, name, scopes } => MeOut {
             tenant_id,
+            tenant_key: None,
             role: "api_key".into(),
             user_id: None,
+            user: None,
             api_key: Some(ApiKeyOut {
                 id: key_id.to_string(),
                 name,
@@ -158,6 +181,8 @@ pub struct DisconnectOut {
 async fn delete_connection(
     State(state): State<AppState>,
     principal: Principal,
+    client: ClientAddr,
+    Extension(request_id): Extension<RequestId>,
     ApiPath(id): ApiPath<ConnectionId>,
 ) -> Result<(StatusCode, Json<DisconnectOut>), ApiError> {
     principal.require(Need::Write)?;
@@ -174,8 +199,8 @@ async fn delete_connection(
         actor: principal.actor(),
         action: "connection.disconnect".into(),
         target: Some(format!("connection:{id}")),
-        request_id: None,
-        ip: None,
+        request_id: Some(request_id.0),
+        ip: client.audit(),
     };
     state.store.begin_disconnect(principal.scope(), id, job, audit).await?;
     Ok((StatusCode::ACCEPTED, Json(DisconnectOut { id: id.to_string(), status: "disconnecting" })))

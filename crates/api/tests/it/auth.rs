@@ -3,14 +3,17 @@
 use crate::helpers::{sign, spawn, spawn_app, token, Db};
 use axum::routing::get;
 use base64::Engine;
+use futures::StreamExt;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use patchbay_api::auth::api_key;
+use patchbay_api::auth::{JwtError, JwtVerifier, JWKS_MAX_BYTES};
 use patchbay_store::{ApiKeyScope, NewApiKey, TenantScope};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 async fn me_status(app: &crate::helpers::TestApp, bearer: Option<&str>) -> (u16, Value) {
     let mut request = app.client.get(app.url("/v1/me"));
@@ -146,6 +149,61 @@ async fn api_keys_work_until_revoked_or_expired() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn me_names_the_caller_for_users_admins_claim_tenants_and_api_keys() {
+    let app = spawn_app().await;
+    let (status, alice) = me_status(&app, Some(&token("alice", json!({})))).await;
+    assert_eq!(status, 200, "{alice}");
+    assert_eq!(alice["role"], "user", "{alice}");
+    assert_eq!(alice["user"], json!({"subject": "alice", "issuer": "https://idp.test"}), "who the token names");
+    assert_eq!(alice["tenant_key"], "user:https://idp.test|alice", "per-user tenant key");
+    let tenant = app.store.find_tenant("user:https://idp.test|alice").await.unwrap().unwrap();
+    assert_eq!(alice["tenant_id"], tenant.id.to_string(), "the internal tenant id is still there");
+    assert!(alice["user_id"].as_str().is_some_and(|id| !id.is_empty()), "the internal user id is still there");
+    assert_eq!(alice["api_key"], Value::Null);
+
+    let (_, root) = me_status(&app, Some(&token("root", json!({"role": "admin"})))).await;
+    assert_eq!(root["role"], "admin", "the role claim makes an admin: {root}");
+    assert_eq!(root["user"]["subject"], "root");
+    assert_eq!(root["tenant_key"], "user:https://idp.test|root");
+
+    let generated = api_key::generate();
+    let key = app
+        .store
+        .create_api_key(NewApiKey {
+            tenant_id: tenant.id,
+            name: "deploy bot".into(),
+            prefix: generated.prefix.clone(),
+            sha256: generated.sha256,
+            scopes: vec![ApiKeyScope::Read, ApiKeyScope::Connect],
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let (_, bot) = me_status(&app, Some(generated.key.expose_secret())).await;
+    assert_eq!(bot["role"], "api_key", "{bot}");
+    assert_eq!(bot["api_key"], json!({"id": key.id.to_string(), "name": "deploy bot", "scopes": ["read", "connect"]}));
+    assert_eq!(bot["tenant_id"], tenant.id.to_string());
+    assert_eq!((&bot["user"], &bot["user_id"]), (&Value::Null, &Value::Null), "a key is no user");
+
+    let document = crate::helpers::json(app.get("/openapi.json").await).await;
+    let schemas = &document["components"]["schemas"];
+    for field in ["tenant_id", "tenant_key", "role", "user_id", "user", "api_key"] {
+        assert!(schemas["MeOut"]["properties"].get(field).is_some(), "MeOut documents `{field}`: {}", schemas["MeOut"]);
+    }
+    for field in ["subject", "issuer"] {
+        assert!(schemas["UserOut"]["properties"].get(field).is_some(), "UserOut documents `{field}`");
+    }
+    app.stop().await;
+
+    let app = spawn(Db::Sqlite, &["--tenant-claim", "org_id"], HashMap::new()).await.unwrap();
+    let (_, bob) = me_status(&app, Some(&token("bob", json!({"org_id": "acme"})))).await;
+    assert_eq!(bob["tenant_key"], "org:acme", "claim-mode tenant key: {bob}");
+    assert_eq!(bob["user"], json!({"subject": "bob", "issuer": "https://idp.test"}));
+    assert_eq!(bob["role"], "user");
+    app.stop().await;
+}
+
 /// A JWKS endpoint on loopback that counts its fetches and can be changed mid-test.
 struct FakeIdp {
     url: String,
@@ -225,6 +283,109 @@ async fn jwks_keys_are_fetched_once_refetched_for_a_new_kid_and_not_stormed() {
 
     // A key of one type presented with another algorithm is refused (no alg confusion).
     assert_eq!(me_status(&app, Some(&asymmetric(Algorithm::ES256, "rsa-1", "eve"))).await.0, 401);
+    app.stop().await;
+}
+
+/// A verifier for `idp` whose JWKS cache ages by a clock the test moves (seconds past `base`).
+fn verifier_with_clock(idp: &FakeIdp, max_age: &str) -> (JwtVerifier, Arc<AtomicU64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--jwks-url",
+        &idp.url,
+        "--issuer",
+        "https://idp.test",
+        "--audience",
+        "patchbay-api",
+        "--jwks-max-age-seconds",
+        max_age,
+    ];
+    let env = HashMap::from([("PATCHBAY_VAULT_KEYS".to_string(), crate::helpers::VAULT_KEYS.to_string())]);
+    let settings = crate::helpers::settings(&args, &env).unwrap();
+    let offset = Arc::new(AtomicU64::new(0));
+    let (base, seconds) = (Instant::now(), offset.clone());
+    let verifier = JwtVerifier::new(&settings.auth, reqwest::Client::new())
+        .with_clock(move || base + Duration::from_secs(seconds.load(Ordering::SeqCst)));
+    (verifier, offset)
+}
+
+#[tokio::test]
+async fn jwks_key_withdrawn_by_the_idp_is_refused_once_the_max_age_has_passed() {
+    let full = jwks_fixture();
+    let idp = fake_idp(json!({"keys": [full["keys"][0].clone()]})).await;
+    let (verifier, clock) = verifier_with_clock(&idp, "600");
+    let token_a = asymmetric(Algorithm::RS256, "rsa-1", "alice");
+    assert!(verifier.verify(&token_a).await.is_ok(), "key A is published: accepted");
+
+    // The identity provider withdraws key A.
+    *idp.jwks.lock().unwrap() = json!({"keys": [full["keys"][1].clone()]});
+    clock.store(599, Ordering::SeqCst);
+    assert!(verifier.verify(&token_a).await.is_ok(), "before the max age the cached key is still used");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "no refetch before the max age");
+
+    clock.store(600, Ordering::SeqCst);
+    let refused = verifier.verify(&token_a).await;
+    assert!(matches!(refused, Err(JwtError::UnknownKid)), "after the max age key A is refused: {refused:?}");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "the max age forced one refetch");
+    assert!(verifier.verify(&asymmetric(Algorithm::ES256, "ec-1", "bob")).await.is_ok(), "the new key works");
+}
+
+#[tokio::test]
+async fn an_oversized_jwks_is_refused_and_the_cached_keys_stay() {
+    let full = jwks_fixture();
+    let idp = fake_idp(json!({"keys": [full["keys"][0].clone()]})).await;
+    let (verifier, clock) = verifier_with_clock(&idp, "600");
+    let token_a = asymmetric(Algorithm::RS256, "rsa-1", "alice");
+    assert!(verifier.verify(&token_a).await.is_ok(), "key A is published: accepted");
+
+    // A well-formed key set, but over the size limit.
+    let padding = "x".repeat(JWKS_MAX_BYTES);
+    *idp.jwks.lock().unwrap() = json!({"keys": full["keys"].clone(), "padding": padding});
+    let refused = verifier.verify(&asymmetric(Algorithm::ES256, "ec-1", "bob")).await;
+    assert!(matches!(refused, Err(JwtError::JwksUnavailable(_))), "the oversized JWKS is an error: {refused:?}");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "the unknown kid did refetch");
+    assert!(verifier.verify(&token_a).await.is_ok(), "the keys cached before are still in place");
+
+    clock.store(600, Ordering::SeqCst);
+    let stale = verifier.verify(&token_a).await;
+    assert!(matches!(stale, Err(JwtError::JwksUnavailable(_))), "past the max age, no stale key is used: {stale:?}");
+}
+
+#[tokio::test]
+async fn an_endless_chunked_jwks_is_cut_off_at_the_limit_and_answers_503() {
+    // No Content-Length: chunks of 64 KiB for as long as they are read (far over the limit in
+    // total); the verifier must stop reading at the limit rather than buffer the body.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let router = axum::Router::new().route(
+        "/jwks",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                let chunks = futures::stream::iter(0..16_384).map(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])
+                });
+                axum::body::Body::from_stream(chunks)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let app = spawn(
+        Db::Sqlite,
+        &["--jwks-url", &url, "--issuer", "https://idp.test", "--audience", "patchbay-api"],
+        HashMap::new(),
+    )
+    .await
+    .unwrap();
+    let (status, body) = me_status(&app, Some(&asymmetric(Algorithm::RS256, "rsa-1", "alice"))).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")), "a problem, not a 500: {body}");
+    let chunks = sent.load(Ordering::SeqCst);
+    assert!(chunks < 1024, "reading stopped near the limit, not after the whole 1 GiB ({chunks} chunks produced)");
     app.stop().await;
 }
 

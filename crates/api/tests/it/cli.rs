@@ -61,6 +61,24 @@ impl Served {
 
     /// SIGTERM, then wait for a clean exit.
     fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop()
+    }
+
+    /// SIGTERM, wait for the exit, and return everything written to stdout and stderr.
+    fn terminate_with_output(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.stop();
+        let mut out = Vec::new();
+        use std::io::Read;
+        if let Some(mut stdout) = self.child.stdout.take() {
+            stdout.read_to_end(&mut out).unwrap();
+        }
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr.read_to_end(&mut out).unwrap();
+        }
+        (status, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let started = Instant::now();
         loop {
@@ -118,6 +136,21 @@ async fn serve_with_nothing_set_runs_on_sqlite_creating_its_data_dir_and_stops_o
 
     let status = served.terminate();
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
+}
+
+#[tokio::test]
+async fn pretty_logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = patchbay(dir.path());
+    command.env("PATCHBAY_LOG_FORMAT", "pretty").env("PATCHBAY_LOG", "info");
+    let mut served = Served::start(command);
+    served.wait_ready().await;
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", served.port)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let (status, output) = served.terminate_with_output();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    assert!(output.contains("INFO"), "the pretty format wrote info lines: {output}");
+    assert!(!output.contains("\x1b["), "no ANSI escape codes in piped logs: {output:?}");
 }
 
 #[tokio::test]
@@ -241,6 +274,8 @@ async fn api_keys_and_dev_tokens_from_the_command_line_work_beside_a_running_ser
         .env("PATCHBAY_PUBLIC_URL", "https://p.example")
         .env("PATCHBAY_VAULT_KEYS", VAULT_KEYS)
         .env("PATCHBAY_AUTH_JWT_SECRET", JWT_SECRET)
+        .env("PATCHBAY_AUTH_ISSUER", "https://idp.example")
+        .env("PATCHBAY_AUTH_AUDIENCE", "patchbay")
         .output()
         .unwrap();
     assert!(!refused.status.success(), "dev-token is refused in production");

@@ -29,6 +29,23 @@ async fn key_for(app: &TestApp, tenant: TenantId, scopes: Vec<ApiKeyScope>) -> S
     generated.key.expose_secret().to_string()
 }
 
+/// An active connection with no account details or scopes.
+fn bare_connection(tenant_id: TenantId, user_id: UserId, provider: &str, account: &str) -> NewConnection {
+    let provider = provider.parse().expect("a known provider");
+    NewConnection {
+        tenant_id,
+        user_id,
+        provider,
+        provider_account_id: account.into(),
+        provider_user_id: None,
+        account_name: None,
+        account_email: None,
+        scopes: vec![],
+        status: ConnectionStatus::Active,
+        status_reason: None,
+    }
+}
+
 async fn tenants_are_walls(db: Db) {
     let Some(app) = spawn(db, &["--tenant-claim", "org"], HashMap::new()).await else { return };
     let alice = token("alice", json!({"org": "acme"}));
@@ -95,18 +112,7 @@ async fn pagination_is_keyset_and_clamped(db: Db) {
     let (tenant, user) = whoami(&app, &alice).await;
     for i in 0..5 {
         app.store
-            .create_connection(NewConnection {
-                tenant_id: tenant,
-                user_id: user.unwrap(),
-                provider: patchbay_store::ProviderId::Monday,
-                provider_account_id: format!("acct-{i}"),
-                provider_user_id: None,
-                account_name: None,
-                account_email: None,
-                scopes: vec![],
-                status: ConnectionStatus::Active,
-                status_reason: None,
-            })
+            .create_connection(bare_connection(tenant, user.unwrap(), "monday", &format!("acct-{i}")))
             .await
             .unwrap();
     }
@@ -128,3 +134,34 @@ async fn pagination_is_keyset_and_clamped(db: Db) {
     app.stop().await;
 }
 crate::both_stores!(lists_page_by_cursor_and_clamp_the_limit, pagination_is_keyset_and_clamped);
+
+#[tokio::test]
+async fn audit_records_carry_the_full_client_address_behind_a_trusted_proxy() {
+    let app = spawn(Db::Sqlite, &["--tenant-claim", "org", "--trusted-proxies", "127.0.0.1/32"], HashMap::new())
+        .await
+        .unwrap();
+    let admin = token("ada", json!({"org": "acme", "role": "admin"}));
+    let (acme, ada) = whoami(&app, &admin).await;
+    let connection =
+        app.store.create_connection(bare_connection(acme, ada.unwrap(), "google", "google-sub-audit")).await.unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/connections/{}", connection.id)))
+        .bearer_auth(&admin)
+        .header("x-forwarded-for", "198.51.100.1, [2001:db8:aa:bb:1:2:3:4]:443")
+        .header("x-request-id", "audit-ip-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let log = json(app.get_as("/v1/audit-events", &admin).await).await;
+    let event = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "connection.disconnect")
+        .unwrap_or_else(|| panic!("a disconnect record in {log}"));
+    assert_eq!(event["ip"], "2001:db8:aa:bb:1:2:3:4", "the full client address, not its /64 rate-limit key");
+    assert_eq!(event["request_id"], "audit-ip-test", "the request id is recorded too");
+    app.stop().await;
+}
