@@ -3,14 +3,15 @@
 //! prefixes that can never collide.
 
 pub mod api_key;
+mod error;
 mod jwt;
 mod principal;
 
+pub use error::AuthError;
 pub use jwt::{Claims, JwtError, JwtVerifier, JWKS_MAX_BYTES};
-pub use principal::{Need, Operator, Principal, PrincipalKind, UserIdentity};
+pub use principal::{short, Need, Operator, Principal, PrincipalKind, UserIdentity};
 
 use crate::config::AuthSettings;
-use crate::http::problem::{ApiError, ProblemCode};
 use axum::http::{header, HeaderMap};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use patchbay_store::{ApiKeyId, Store, TenantId, TenantScope, UserId};
@@ -74,8 +75,8 @@ impl Auth {
     }
 
     /// Authenticates a `/v1` call and applies the per-principal rate limit.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let credential = bearer(headers).ok_or(AuthError::Unauthenticated)?;
         let principal = if api_key::looks_like_key(&credential) {
             self.api_key_principal(&credential).await?
         } else {
@@ -86,32 +87,29 @@ impl Auth {
     }
 
     /// Authenticates an operator (`/admin/v1`) by one of `PATCHBAY_ADMIN_TOKENS`.
-    pub fn authenticate_operator(&self, headers: &HeaderMap) -> Result<Operator, ApiError> {
+    pub fn authenticate_operator(&self, headers: &HeaderMap) -> Result<Operator, AuthError> {
         if self.operators.is_empty() {
-            return Err(ApiError::new(
-                ProblemCode::NotFound,
-                "the admin API is off (PATCHBAY_ADMIN_TOKENS is not set)",
-            ));
+            return Err(AuthError::AdminApiOff);
         }
-        let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        let credential = bearer(headers).ok_or(AuthError::Unauthenticated)?;
         let digest: [u8; 32] = Sha256::digest(credential.expose_secret().as_bytes()).into();
         self.operators
             .iter()
             .find(|(d, _)| *d == digest)
             .map(|(_, fingerprint)| Operator { fingerprint: fingerprint.clone() })
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or(AuthError::Unauthenticated)
     }
 
-    async fn api_key_principal(&self, credential: &SecretString) -> Result<Principal, ApiError> {
+    async fn api_key_principal(&self, credential: &SecretString) -> Result<Principal, AuthError> {
         let digest = api_key::hash(credential.expose_secret());
         let key = self.store.find_api_key_by_hash(&digest).await?.ok_or_else(|| {
             tracing::info!("unknown API key presented");
-            ApiError::unauthorized()
+            AuthError::Unauthenticated
         })?;
         let now = chrono::Utc::now();
         if !key.is_usable(now) {
             tracing::info!(api_key_id = %key.id, "revoked or expired API key presented");
-            return Err(ApiError::new(ProblemCode::Unauthorized, "this API key is revoked or expired"));
+            return Err(AuthError::KeyUnusable);
         }
         self.touch(key.id, now);
         Ok(Principal {
@@ -141,17 +139,12 @@ impl Auth {
         });
     }
 
-    async fn user_principal(&self, credential: &SecretString) -> Result<Principal, ApiError> {
+    async fn user_principal(&self, credential: &SecretString) -> Result<Principal, AuthError> {
         let claims = self.jwt.verify(credential.expose_secret()).await.map_err(|e| match e {
-            JwtError::JwksUnavailable(cause) => ApiError {
-                code: ProblemCode::Unavailable,
-                detail: Some("the identity provider's keys cannot be fetched; retry shortly".into()),
-                retry_after: Some(5),
-                internal: Some(cause),
-            },
+            JwtError::JwksUnavailable(cause) => AuthError::IdentityProviderUnavailable(cause),
             other => {
                 tracing::info!(reason = %other, "user token refused");
-                ApiError::unauthorized()
+                AuthError::Unauthenticated
             }
         })?;
         let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or("").to_string();
@@ -159,12 +152,7 @@ impl Auth {
         let tenant_key = match &self.tenant_claim {
             Some(claim) => match claims.get(claim).and_then(claim_text) {
                 Some(value) => format!("org:{value}"),
-                None => {
-                    return Err(ApiError::new(
-                        ProblemCode::Unauthorized,
-                        format!("the token has no `{claim}` claim naming its tenant"),
-                    ))
-                }
+                None => return Err(AuthError::NoTenantClaim(claim.clone())),
             },
             None => format!("user:{issuer}|{subject}"),
         };
@@ -183,7 +171,7 @@ impl Auth {
         tenant_key: &str,
         issuer: &str,
         subject: &str,
-    ) -> Result<(TenantId, UserId), ApiError> {
+    ) -> Result<(TenantId, UserId), AuthError> {
         let cache_key = (tenant_key.to_string(), issuer.to_string(), subject.to_string());
         if let Some(ids) = self.identities.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key) {
             return Ok(*ids);
@@ -199,15 +187,14 @@ impl Auth {
         Ok(ids)
     }
 
-    fn limit(&self, principal: &Principal) -> Result<(), ApiError> {
+    fn limit(&self, principal: &Principal) -> Result<(), AuthError> {
         let key = match &principal.kind {
             PrincipalKind::ApiKey { key_id, .. } => format!("key:{key_id}"),
             PrincipalKind::User { .. } => format!("tenant:{}", principal.tenant_id),
         };
         self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            ApiError::new(ProblemCode::RateLimited, "too many requests for this API key or tenant")
-                .with_retry_after(wait.as_secs().max(1))
+            AuthError::RateLimited { retry_after_seconds: wait.as_secs().max(1) }
         })
     }
 

@@ -1,9 +1,6 @@
 //! The authenticated caller and what it may do.
 
-use crate::http::problem::{ApiError, ProblemCode};
-use crate::state::AppState;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
+use super::AuthError;
 use patchbay_store::{ApiKeyId, ApiKeyScope, TenantId, TenantScope, UserId};
 
 /// Who is calling `/v1`.
@@ -60,11 +57,9 @@ impl Principal {
     }
 
     /// Refuses the request unless the caller may do `need`.
-    pub fn require(&self, need: Need) -> Result<(), ApiError> {
+    pub fn require(&self, need: Need) -> Result<(), AuthError> {
         match (&self.kind, need) {
-            (PrincipalKind::User { admin: false, .. }, Need::Admin) => {
-                Err(ApiError::new(ProblemCode::Forbidden, "this route needs the tenant admin role"))
-            }
+            (PrincipalKind::User { admin: false, .. }, Need::Admin) => Err(AuthError::NeedsAdminRole),
             (PrincipalKind::User { .. }, _) => Ok(()),
             (PrincipalKind::ApiKey { scopes, .. }, need) => {
                 let scope = match need {
@@ -77,10 +72,7 @@ impl Principal {
                 if scopes.contains(&scope) || scopes.contains(&ApiKeyScope::Admin) {
                     Ok(())
                 } else {
-                    Err(ApiError::new(
-                        ProblemCode::InsufficientScope,
-                        format!("this route needs an API key with the `{}` scope", scope.as_str()),
-                    ))
+                    Err(AuthError::MissingScope(scope))
                 }
             }
         }
@@ -103,20 +95,6 @@ impl Principal {
     }
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
-        }
-        let principal = state.auth.authenticate(&parts.headers).await?;
-        tracing::Span::current().record("tenant", tracing::field::display(short(&principal.tenant_id.to_string())));
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
-    }
-}
-
 /// An operator, authenticated by one of `PATCHBAY_ADMIN_TOKENS`.
 #[derive(Clone, Debug)]
 pub struct Operator {
@@ -127,14 +105,6 @@ pub struct Operator {
 impl Operator {
     pub fn actor(&self) -> String {
         format!("operator:{}", self.fingerprint)
-    }
-}
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        state.auth.authenticate_operator(&parts.headers)
     }
 }
 

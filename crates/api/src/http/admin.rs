@@ -2,11 +2,11 @@
 //! audited with the fingerprint of the token that made it.
 
 use super::client_ip::ClientAddr;
+use super::connections::ConnectionOut;
 use super::extract::ApiQuery;
 use super::middleware::RequestId;
 use super::pagination::{ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
-use super::v1::ConnectionOut;
 use crate::auth::Operator;
 use crate::state::AppState;
 use axum::extract::State;

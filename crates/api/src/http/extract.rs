@@ -1,9 +1,12 @@
 //! Extractors whose rejections are problem details, so a malformed body, query or path answers
-//! the same shape as every other error.
+//! the same shape as every other error; and the extractors that authenticate the caller.
 
 use super::problem::{ApiError, ProblemCode};
+use crate::auth::{short, Operator, Principal};
+use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 
 /// `axum::Json` with problem-details rejections.
@@ -42,5 +45,27 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         // A malformed id names no existing resource: say which parameter, not whether it exists.
         ApiError::new(ProblemCode::InvalidPath, rejection.body_text())
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = state.auth.authenticate(&parts.headers).await?;
+        tracing::Span::current().record("tenant", tracing::field::display(short(&principal.tenant_id.to_string())));
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(state.auth.authenticate_operator(&parts.headers)?)
     }
 }

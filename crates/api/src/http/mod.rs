@@ -2,17 +2,19 @@
 //! response passes through. Only this crate speaks HTTP.
 
 pub mod admin;
+pub mod audit;
 pub mod browser;
 pub mod client_ip;
 pub mod connect_sessions;
+pub mod connections;
 pub mod extract;
 pub mod health_routes;
+pub mod me;
 pub mod middleware;
 pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod problem;
-pub mod v1;
 
 use crate::config::{RateLimit, Settings};
 use crate::state::AppState;
@@ -92,7 +94,9 @@ fn rate_limited(error: GovernorError) -> Response<Body> {
 /// The whole public router with its layers.
 pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
     let settings = state.settings.clone();
-    let v1 = v1::router()
+    let v1 = me::router()
+        .merge(connections::router())
+        .merge(audit::router())
         .merge(connect_sessions::router())
         .merge(admin::router())
         .layer(GovernorLayer { config: limiters.v1.clone() });

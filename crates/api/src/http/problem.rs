@@ -210,6 +210,29 @@ impl From<patchbay_store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as E;
+        match error {
+            E::Unauthenticated => Self::unauthorized(),
+            E::KeyUnusable | E::NoTenantClaim(_) => Self::new(ProblemCode::Unauthorized, error.to_string()),
+            E::IdentityProviderUnavailable(cause) => Self {
+                code: ProblemCode::Unavailable,
+                detail: Some("the identity provider's keys cannot be fetched; retry shortly".into()),
+                retry_after: Some(5),
+                internal: Some(cause),
+            },
+            E::RateLimited { retry_after_seconds } => {
+                Self::new(ProblemCode::RateLimited, error.to_string()).with_retry_after(retry_after_seconds)
+            }
+            E::AdminApiOff => Self::new(ProblemCode::NotFound, error.to_string()),
+            E::NeedsAdminRole => Self::new(ProblemCode::Forbidden, error.to_string()),
+            E::MissingScope(_) => Self::new(ProblemCode::InsufficientScope, error.to_string()),
+            E::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<patchbay_connect::ConnectError> for ApiError {
     fn from(error: patchbay_connect::ConnectError) -> Self {
         use patchbay_connect::ConnectError as E;

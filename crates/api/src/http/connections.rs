@@ -1,19 +1,19 @@
-//! The `/v1` routes this capability serves: who am I, connections (read), the audit log.
+//! `/v1/connections`: list, show and disconnect (status, account, scopes — never a token).
 
 use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
 use super::middleware::RequestId;
 use super::pagination::{ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
-use crate::auth::{Need, Principal, PrincipalKind};
+use crate::auth::{Need, Principal};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Extension;
+use axum::Json;
 use chrono::{DateTime, Utc};
 use patchbay_store::{
-    ApiKeyScope, AuditEvent, Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload,
-    JobPayload, NewAuditEvent,
+    Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload, JobPayload, NewAuditEvent,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -21,77 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_me))
-        .routes(routes!(list_connections))
-        .routes(routes!(get_connection, delete_connection))
-        .routes(routes!(list_audit_events))
-}
-
-/// The caller as Patchbay sees it: the internal ids, and who the credential names.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MeOut {
-    pub tenant_id: String,
-    /// The tenant's external key, for end users: `org:<tenant claim>` in claim mode, else
-    /// `user:<iss>|<sub>`.
-    #[schema(example = "org:acme")]
-    pub tenant_key: Option<String>,
-    /// `user` (an end user), `admin` (a tenant admin) or `api_key`.
-    #[schema(example = "user")]
-    pub role: String,
-    /// Set for end users.
-    pub user_id: Option<String>,
-    /// Set for end users: who their token names.
-    pub user: Option<UserOut>,
-    /// Set for API keys.
-    pub api_key: Option<ApiKeyOut>,
-}
-
-/// An end user as their token names them.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserOut {
-    /// The token's `sub`.
-    pub subject: String,
-    /// The token's `iss` (empty when the token carries none and no issuer is configured).
-    pub issuer: String,
-}
-
-/// An API key, without its secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApiKeyOut {
-    pub id: String,
-    pub name: String,
-    /// Any of `read`, `connect`, `write`, `admin`.
-    pub scopes: Vec<String>,
-}
-
-#[utoipa::path(get, path = "/v1/me", tag = "identity",
-    responses((status = 200, body = MeOut), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json")))]
-async fn get_me(principal: Principal) -> Json<MeOut> {
-    let tenant_id = principal.tenant_id.to_string();
-    Json(match principal.kind {
-        PrincipalKind::User { user_id, admin, identity } => MeOut {
-            tenant_id,
-            tenant_key: Some(identity.tenant_key),
-            role: if admin { "admin" } else { "user" }.into(),
-            user_id: Some(user_id.to_string()),
-            user: Some(UserOut { subject: identity.subject, issuer: identity.issuer }),
-            api_key: None,
-        },
-        PrincipalKind::ApiKey { key_id, name, scopes } => MeOut {
-            tenant_id,
-            tenant_key: None,
-            role: "api_key".into(),
-            user_id: None,
-            user: None,
-            api_key: Some(ApiKeyOut {
-                id: key_id.to_string(),
-                name,
-                scopes: scopes.iter().map(|s: &ApiKeyScope| s.as_str().to_string()).collect(),
-            }),
-        },
-    })
+    OpenApiRouter::new().routes(routes!(list_connections)).routes(routes!(get_connection, delete_connection))
 }
 
 /// A connection: status, account and scopes — never a token.
@@ -204,43 +134,4 @@ async fn delete_connection(
     };
     state.store.begin_disconnect(principal.scope(), id, job, audit).await?;
     Ok((StatusCode::ACCEPTED, Json(DisconnectOut { id: id.to_string(), status: "disconnecting" })))
-}
-
-/// One audit record.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEventOut {
-    pub id: String,
-    pub actor: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub request_id: Option<String>,
-    pub ip: Option<String>,
-    pub at: DateTime<Utc>,
-}
-
-impl From<AuditEvent> for AuditEventOut {
-    fn from(e: AuditEvent) -> Self {
-        Self {
-            id: e.id.to_string(),
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            request_id: e.request_id,
-            ip: e.ip,
-            at: e.at,
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(ListQuery),
-    responses((status = 200, body = ListOut<AuditEventOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
-async fn list_audit_events(
-    State(state): State<AppState>,
-    principal: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<ListOut<AuditEventOut>>, ApiError> {
-    principal.require(Need::Admin)?;
-    let page = state.store.list_audit_events(principal.scope(), query.page()?).await?;
-    Ok(Json(ListOut::from_page(page, AuditEventOut::from)))
 }

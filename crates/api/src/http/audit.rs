@@ -1,0 +1,58 @@
+//! `GET /v1/audit-events`: the tenant's audit log (tenant admins).
+
+use super::extract::ApiQuery;
+use super::pagination::{ListOut, ListQuery};
+use super::problem::{ApiError, Problem};
+use crate::auth::{Need, Principal};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use patchbay_store::AuditEvent;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit_events))
+}
+
+/// One audit record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventOut {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<AuditEvent> for AuditEventOut {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            request_id: e.request_id,
+            ip: e.ip,
+            at: e.at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(ListQuery),
+    responses((status = 200, body = ListOut<AuditEventOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+async fn list_audit_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListOut<AuditEventOut>>, ApiError> {
+    principal.require(Need::Admin)?;
+    let page = state.store.list_audit_events(principal.scope(), query.page()?).await?;
+    Ok(Json(ListOut::from_page(page, AuditEventOut::from)))
+}
