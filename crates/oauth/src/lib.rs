@@ -4,6 +4,7 @@
 //! - [`Registry`] / [`ProviderConfig`]: the enabled providers, their pinned endpoints, issuer and
 //!   scopes (the required scopes are fixed; callers never choose scopes).
 //! - [`Pkce`], [`new_state`], [`ProviderConfig::authorize_url`]: the authorization request.
+//! - [`ProviderConfig::check_iss`]: the RFC 9207 `iss` check of the authorization response.
 //! - [`OAuthClient`]: code exchange, refresh, revocation, legacy migration and identity lookup,
 //!   all through one hardened [`OutboundClient`] (no redirects, timeouts, size cap, host allowlist).
 //! - [`classify`]: the §4.2 table turning a provider answer into an [`ErrorClass`].
@@ -16,6 +17,7 @@ mod classify;
 mod client;
 mod error;
 mod identity;
+mod iss;
 mod outbound;
 mod pkce;
 mod provider;
@@ -27,6 +29,7 @@ pub use classify::{classify, Classification, ResponseFacts};
 pub use client::OAuthClient;
 pub use error::{ErrorClass, OAuthError};
 pub use identity::{AccountIdentity, MONDAY_IDENTITY_QUERY};
+pub use iss::IssError;
 pub use outbound::{
     OutboundClient, OutboundClientBuilder, OutboundResponse, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
