@@ -40,5 +40,5 @@ pub use provider::{
     GOOGLE_REQUIRED_SCOPES, MONDAY_DEFAULT_API_VERSION, MONDAY_REQUIRED_SCOPES, MONDAY_WRITE_SCOPE,
 };
 pub use registry::Registry;
-pub use revoke::{RevokeOutcome, TokenTypeHint};
+pub use revoke::{RevokeOutcome, RevokeVerdict, TokenTypeHint};
 pub use token::{jwt_expiry_hint, parse_scopes, TokenSet};
