@@ -1,7 +1,7 @@
 //! Fake Google: authorize → consent → code → tokens, and the ways each step refuses.
 
 use super::{http, location, param, params, pkce, request_id, ticked_scopes};
-use patchbay_testkit::fakes::google::TokenKind;
+use patchbay_testkit::fakes::google::{TokenKind, ISSUER};
 use patchbay_testkit::fakes::{FakeGoogle, IssMode};
 use serde_json::Value;
 use url::Url;
@@ -284,4 +284,29 @@ async fn fakes_google_iss_and_failure_switches_apply() {
     assert_eq!(failed.0, 503);
     assert_eq!(after.0, 400, "the switch lasts for one call");
     assert_eq!(google.token_calls("refresh_token"), 2);
+}
+
+/// The `iss` values of a redirect for every mode, on a code redirect and an error redirect.
+#[tokio::test]
+async fn fakes_google_every_iss_mode_applies_to_code_and_error_redirects() {
+    let google = fake().await;
+    let cases = [
+        (IssMode::Correct, vec![ISSUER.to_owned()]),
+        (IssMode::Missing, vec![]),
+        (IssMode::Wrong("https://evil.example".into()), vec!["https://evil.example".to_owned()]),
+        (IssMode::Duplicated, vec![ISSUER.to_owned(), ISSUER.to_owned()]),
+    ];
+
+    for (mode, expected) in cases {
+        google.set_iss(mode.clone());
+        google.set_access_denied(false);
+        let approved = google.authorize_headless(&authorize_url(&google, "c", &[]), "1001");
+        google.set_access_denied(true);
+        let denied = google.authorize_headless(&authorize_url(&google, "c", &[]), "1001");
+
+        assert!(param(&approved, "code").is_some(), "{mode:?}");
+        assert_eq!(params(&approved, "iss"), expected, "{mode:?} on a code redirect");
+        assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
+        assert_eq!(params(&denied, "iss"), expected, "{mode:?} on an error redirect");
+    }
 }

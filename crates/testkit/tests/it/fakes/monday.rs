@@ -1,7 +1,7 @@
 //! Fake monday.com: authorize, the legacy and new token flows, rotation with reuse detection,
 //! revoke, migrate, discovery and the identity query.
 
-use super::{http, jwt_claims, location, param, pkce, request_id, unix_now};
+use super::{http, jwt_claims, location, param, params, pkce, request_id, unix_now};
 use patchbay_testkit::fakes::{FakeMonday, IssMode};
 use serde_json::{json, Value};
 use url::Url;
@@ -252,4 +252,36 @@ async fn fakes_monday_discovery_points_at_the_fake() {
     assert_eq!(metadata["revocation_endpoint"], monday.revoke_url().as_str());
     assert_eq!(metadata["authorization_endpoint"], monday.auth_url().as_str());
     assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
+}
+
+/// The `iss` values of a redirect for every mode, on a code redirect and on both kinds of error
+/// redirect (Deny, and a refused parameter).
+#[tokio::test]
+async fn fakes_monday_every_iss_mode_applies_to_code_and_error_redirects() {
+    let monday = fake().await;
+    let issuer = monday.issuer();
+    let default_mode = monday.authorize_headless(&authorize_url(&monday, &[]), "501");
+    assert!(params(&default_mode, "iss").is_empty(), "monday sends no iss by default");
+    let cases = [
+        (IssMode::Correct, vec![issuer.clone()]),
+        (IssMode::Missing, vec![]),
+        (IssMode::Wrong("https://evil.example".into()), vec!["https://evil.example".to_owned()]),
+        (IssMode::Duplicated, vec![issuer.clone(), issuer.clone()]),
+    ];
+
+    for (mode, expected) in cases {
+        monday.set_iss(mode.clone());
+        monday.set_access_denied(false);
+        let approved = monday.authorize_headless(&authorize_url(&monday, &[]), "501");
+        let bad_scope = monday.authorize_headless(&authorize_url(&monday, &[("scope", "docs:write")]), "501");
+        monday.set_access_denied(true);
+        let denied = monday.authorize_headless(&authorize_url(&monday, &[]), "501");
+
+        assert!(param(&approved, "code").is_some(), "{mode:?}");
+        assert_eq!(params(&approved, "iss"), expected, "{mode:?} on a code redirect");
+        assert_eq!(param(&bad_scope, "error").as_deref(), Some("invalid_scope"));
+        assert_eq!(params(&bad_scope, "iss"), expected, "{mode:?} on a refused-parameter redirect");
+        assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
+        assert_eq!(params(&denied, "iss"), expected, "{mode:?} on a denial");
+    }
 }
