@@ -11,6 +11,8 @@ pub mod google;
 mod html;
 pub mod monday;
 
-pub use common::IssMode;
+pub use common::{
+    IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind, OVERSIZED_REVOKE_BYTES, REVOKE_REDIRECT_PATH,
+};
 pub use google::FakeGoogle;
 pub use monday::FakeMonday;

@@ -2,7 +2,9 @@
 //! revoke, migrate, discovery and the identity query.
 
 use super::{http, jwt_claims, location, param, params, pkce, request_id, unix_now};
-use patchbay_testkit::fakes::{FakeMonday, IssMode};
+use patchbay_testkit::fakes::{
+    FakeMonday, IssMode, RevokeBehaviour, TokenKind, OVERSIZED_REVOKE_BYTES, REVOKE_REDIRECT_PATH,
+};
 use serde_json::{json, Value};
 use url::Url;
 
@@ -284,4 +286,103 @@ async fn fakes_monday_every_iss_mode_applies_to_code_and_error_redirects() {
         assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
         assert_eq!(params(&denied, "iss"), expected, "{mode:?} on a denial");
     }
+}
+
+#[tokio::test]
+async fn fakes_monday_revoke_behaviours_answer_as_switched_and_revoke_nothing() {
+    let monday = fake().await;
+    let tokens = v2_tokens(&monday).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let body = json!({"token": refresh_token, "client_id": CLIENT, "client_secret": SECRET,
+        "token_type_hint": "refresh_token"});
+    let revoke = || http().post(monday.revoke_url()).json(&body).send();
+
+    monday.set_revoke_behaviour(RevokeBehaviour::Status(429));
+    let limited = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::Status(500));
+    let failed = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::SuccessFalse);
+    let success_false = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::Redirect);
+    let redirect = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::Oversized);
+    let oversized = revoke().await.unwrap();
+
+    assert_eq!(limited.status(), 429);
+    assert_eq!(failed.status(), 500);
+    assert_eq!(failed.json::<Value>().await.unwrap()["error"], "server_error");
+    assert_eq!(success_false.status(), 200);
+    assert_eq!(success_false.json::<Value>().await.unwrap(), json!({"success": false}));
+    assert_eq!(
+        (redirect.status().as_u16(), redirect.headers()["location"].to_str().unwrap()),
+        (307, REVOKE_REDIRECT_PATH)
+    );
+    assert_eq!(oversized.bytes().await.unwrap().len(), OVERSIZED_REVOKE_BYTES);
+    assert!(monday.token_alive(refresh_token), "a misbehaving endpoint revokes nothing");
+    assert_eq!(refresh(&monday, refresh_token).await.0, 200, "the grant is alive");
+    let revocations = monday.revocations();
+    assert_eq!(revocations.len(), 5, "every call is recorded");
+    assert!(revocations.iter().all(|r| r.token == refresh_token && r.kind == TokenKind::Refresh && !r.effective));
+    assert_eq!(revocations[0].hint.as_deref(), Some("refresh_token"));
+    assert_eq!(monday.revoked_tokens().len(), 5);
+}
+
+/// A refresh held at the fake; after release monday rotates as usual, and the old and the rotated
+/// refresh token can both be revoked and observed as revoked.
+#[tokio::test]
+async fn fakes_monday_a_held_refresh_rotates_after_release_and_both_tokens_can_be_revoked() {
+    let monday = fake().await;
+    let old = v2_tokens(&monday).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let gate = monday.hold_refreshes();
+    let held = tokio::spawn({
+        let (monday, old) = (monday.clone(), old.clone());
+        async move { refresh(&monday, &old).await }
+    });
+    gate.arrived().await;
+    assert!(!held.is_finished(), "held at the fake");
+    assert_eq!((gate.arrivals(), monday.refresh_calls()), (1, 0));
+    assert!(monday.token_alive(&old), "not rotated while held");
+    gate.release();
+    let (status, body) = held.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rotated = body["refresh_token"].as_str().unwrap().to_owned();
+    assert!(!monday.token_alive(&old) && monday.token_alive(&rotated), "rotation: the old one died");
+
+    for token in [&old, &rotated] {
+        let revoke = json!({"token": token, "client_id": CLIENT, "client_secret": SECRET});
+        assert_eq!(post_json(monday.revoke_url(), revoke).await, (200, json!({"success": true})));
+    }
+
+    let revocations = monday.revocations();
+    let revoked: Vec<(&str, TokenKind)> = revocations.iter().map(|r| (r.token.as_str(), r.kind)).collect();
+    assert_eq!(revoked, [(old.as_str(), TokenKind::Refresh), (rotated.as_str(), TokenKind::Refresh)]);
+    assert!(revocations[0].effective, "revoking the rotated-out token still ended the live grant");
+    assert!(!monday.token_alive(&rotated));
+    assert_eq!(refresh(&monday, &rotated).await.1["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn fakes_monday_several_held_refreshes_are_all_released_and_reuse_detection_still_applies() {
+    let monday = fake().await;
+    let old = v2_tokens(&monday).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let gate = monday.hold_refreshes();
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (monday, old) = (monday.clone(), old.clone());
+            tokio::spawn(async move { refresh(&monday, &old).await })
+        })
+        .collect();
+    gate.arrived_at_least(2).await;
+    drop(gate);
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap().0);
+    }
+    statuses.sort_unstable();
+
+    assert_eq!(statuses, [200, 400], "the second use of the same refresh token is reuse");
+    assert_eq!(monday.presented_refresh_tokens(), [old.clone(), old]);
+    assert!(monday.issued_tokens().iter().all(|t| !monday.token_alive(t)), "reuse killed the whole grant");
 }
