@@ -7,6 +7,7 @@
 //! - [`ProviderConfig::check_iss`]: the RFC 9207 `iss` check of the authorization response.
 //! - [`OAuthClient`]: code exchange, refresh, revocation, legacy migration and identity lookup,
 //!   all through one hardened [`OutboundClient`] (no redirects, timeouts, size cap, host allowlist).
+//! - [`GrantIdentity`]: which provider-side grant a connection belongs to (shared-grant checks).
 //! - [`classify`]: the §4.2 table turning a provider answer into an [`ErrorClass`].
 //!
 //! Secrets stay [`secrecy::SecretString`]s: [`TokenSet`] is not `Serialize` and its `Debug` is
@@ -16,6 +17,7 @@ mod authorize;
 mod classify;
 mod client;
 mod error;
+mod grant;
 mod identity;
 mod iss;
 mod outbound;
@@ -28,6 +30,7 @@ mod token;
 pub use classify::{classify, Classification, ResponseFacts};
 pub use client::OAuthClient;
 pub use error::{ErrorClass, OAuthError};
+pub use grant::GrantIdentity;
 pub use identity::{AccountIdentity, MONDAY_IDENTITY_QUERY};
 pub use iss::IssError;
 pub use outbound::{

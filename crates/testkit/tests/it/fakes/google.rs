@@ -397,3 +397,36 @@ async fn fakes_google_a_held_refresh_is_answered_normally_once_the_gate_drops() 
     assert_eq!(later, 200, "after release refreshes pass straight through");
     assert_eq!(google.refresh_calls(&refresh_token), 2);
 }
+
+/// Two Patchbay tenants connect the same Google account through the same OAuth client. Google
+/// keeps one grant per user and client: a repeat consent with `prompt=consent` (Patchbay always
+/// sends it) issues a new refresh token for the same grant, so each tenant gets working tokens —
+/// and revoking either tenant's token ends the grant for both.
+#[tokio::test]
+async fn fakes_google_two_tenants_authorizing_one_user_share_one_grant() {
+    let google = fake().await;
+    let consent = [("prompt", "consent")];
+
+    let tenant_a = connect(&google, &[("state", "tenant-a"), consent[0]]).await;
+    let tenant_b = connect(&google, &[("state", "tenant-b"), consent[0]]).await;
+    let without_consent = connect(&google, &[("state", "tenant-c")]).await;
+
+    let (refresh_a, refresh_b) =
+        (tenant_a["refresh_token"].as_str().unwrap(), tenant_b["refresh_token"].as_str().unwrap());
+    assert_ne!(refresh_a, refresh_b, "the repeat consent issued its own refresh token");
+    assert!(without_consent.get("refresh_token").is_none(), "no refresh token without prompt=consent");
+    for tokens in [&tenant_a, &tenant_b] {
+        let access = tokens["access_token"].as_str().unwrap();
+        let me = http().get(google.userinfo_url()).bearer_auth(access).send().await.unwrap();
+        assert_eq!(me.json::<Value>().await.unwrap()["sub"], "1001", "the same Google user");
+    }
+    assert_eq!(refresh(&google, refresh_a).await.0, 200);
+    assert_eq!(refresh(&google, refresh_b).await.0, 200);
+
+    let revoked = http().post(google.revoke_url()).form(&[("token", refresh_a)]).send().await.unwrap();
+
+    assert_eq!(revoked.status(), 200);
+    assert!(!google.token_alive(refresh_b), "tenant B's refresh token died with the shared grant");
+    assert_eq!(refresh(&google, refresh_b).await.1["error"], "invalid_grant");
+    assert_eq!(userinfo_status(&google, tenant_b["access_token"].as_str().unwrap()).await, 401);
+}

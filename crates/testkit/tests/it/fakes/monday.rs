@@ -386,3 +386,30 @@ async fn fakes_monday_several_held_refreshes_are_all_released_and_reuse_detectio
     assert_eq!(monday.presented_refresh_tokens(), [old.clone(), old]);
     assert!(monday.issued_tokens().iter().all(|t| !monday.token_alive(t)), "reuse killed the whole grant");
 }
+
+/// Two Patchbay tenants connect the same monday user. Each authorization is its own grant in
+/// the fake (monday's sharing semantics are UNCONFIRMED): both get working tokens, and revoking
+/// one tenant's token leaves the other's working. Uninstalling the app ends both.
+#[tokio::test]
+async fn fakes_monday_two_tenants_authorizing_one_user_each_get_working_tokens() {
+    let monday = fake().await;
+
+    let tenant_a = v2_tokens(&monday).await;
+    let tenant_b = v2_tokens(&monday).await;
+
+    let access = |t: &Value| t["access_token"].as_str().unwrap().to_owned();
+    for tokens in [&tenant_a, &tenant_b] {
+        let me: Value = me(&monday, &access(tokens)).await.json().await.unwrap();
+        assert_eq!((me["data"]["me"]["id"].as_str(), me["account_id"].as_u64()), (Some("501"), Some(77)));
+    }
+    assert_ne!(tenant_a["refresh_token"], tenant_b["refresh_token"]);
+    let revoke = json!({"token": access(&tenant_a), "client_id": CLIENT, "client_secret": SECRET});
+    assert_eq!(post_json(monday.revoke_url(), revoke).await.0, 200);
+    assert_eq!(me(&monday, &access(&tenant_a)).await.status(), 401);
+    assert_eq!(me(&monday, &access(&tenant_b)).await.status(), 200, "tenant B's grant is its own");
+    let (status, refreshed) = refresh(&monday, tenant_b["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+
+    monday.uninstall(77);
+    assert_eq!(me(&monday, refreshed["access_token"].as_str().unwrap()).await.status(), 401);
+}
