@@ -98,8 +98,8 @@ impl Connect {
         let config = self.provider(row.provider)?;
         // RFC 9207: a missing `iss` where the provider always sends one, more than one, or one
         // that is not exactly the expected issuer aborts before the code goes anywhere.
-        if let Err(problem) = check_iss(config, &query.iss) {
-            tracing::warn!(provider = %row.provider, problem = ?problem, "authorization response with a bad `iss`");
+        if let Err(problem) = config.check_iss(&query.iss) {
+            tracing::warn!(provider = %row.provider, problem = problem.reason(), "authorization response with a bad `iss`");
             return Err(ConnectError::IssuerMismatch);
         }
         if let Some(error) = query.error {
@@ -255,18 +255,6 @@ fn invalid_state(provider: &str) -> ConnectError {
     metrics::counter!("patchbay_oauth_invalid_state_total").increment(1);
     tracing::warn!(provider = %provider.chars().take(16).collect::<String>(), "callback with an unknown, used or expired state");
     ConnectError::InvalidState
-}
-
-/// RFC 9207 §2.4: `iss` must be exactly the issuer when present, and present where the provider
-/// always sends it (Google).
-fn check_iss(config: &ProviderConfig, iss: &[String]) -> Result<(), &'static str> {
-    match iss {
-        [] if config.id == ProviderId::Google => Err("missing"),
-        [] => Ok(()),
-        [one] if *one == config.issuer => Ok(()),
-        [_] => Err("mismatch"),
-        _ => Err("duplicated"),
-    }
 }
 
 /// The token flow a provider's grants are issued under.

@@ -4,12 +4,12 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use patchbay_oauth::{OAuthClient, Registry};
+use patchbay_oauth::{OAuthClient, Registry, RevokeVerdict};
 use patchbay_store::{
     ConnectionId, DisconnectPayload, Job, JobContext, JobError, JobHandler, JobPayload, NewAuditEvent, Store,
     StoreError, TenantScope,
 };
-use patchbay_token_vault::{revoke_grant, GrantRevocation, Tokens};
+use patchbay_token_vault::{revoke_grant, Tokens};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,9 @@ pub struct DisconnectJob {
 }
 
 /// What became of the grant, as the audit record says it.
-fn audit_action(revocation: &Option<GrantRevocation>) -> &'static str {
+fn audit_action(revocation: &Option<RevokeVerdict>) -> &'static str {
     match revocation {
-        Some(GrantRevocation::Revoked) => "connection.disconnected",
+        Some(RevokeVerdict::Revoked) => "connection.disconnected",
         None => "connection.disconnected.grant_shared",
         Some(_) => "connection.disconnected.grant_may_be_live",
     }
@@ -52,7 +52,7 @@ impl JobHandler for DisconnectJob {
         let owner = format!("disconnect:{}", job.id);
         self.hold_refresh_lease(scope, id, &owner).await?;
         let revocation = match self.revoke(scope, &connection).await {
-            Some(GrantRevocation::Retry(reason)) if ctx.attempt < self.revoke_attempts => {
+            Some(RevokeVerdict::Retry { reason, .. }) if ctx.attempt < self.revoke_attempts => {
                 // RFC 7009 §2.2.1: the token may still be valid; try again later.
                 let _ = self.store.release_refresh_lease(id, &owner).await;
                 return Err(JobError::Retry(format!("revocation failed: {reason}")));
@@ -102,11 +102,11 @@ impl DisconnectJob {
     }
 
     /// Revokes the grant unless another live connection shares it. `None`: skipped (shared).
-    async fn revoke(&self, scope: TenantScope, connection: &patchbay_store::Connection) -> Option<GrantRevocation> {
+    async fn revoke(&self, scope: TenantScope, connection: &patchbay_store::Connection) -> Option<RevokeVerdict> {
         let credential = match self.store.credential_for_disconnect(scope, connection.id).await {
             Ok(credential) => credential,
-            Err(StoreError::NotFound) => return Some(GrantRevocation::Failed("no credential left".into())),
-            Err(e) => return Some(GrantRevocation::Retry(e.to_string())),
+            Err(StoreError::NotFound) => return Some(failed("no_credential")),
+            Err(e) => return Some(retry(e)),
         };
         match self.store.grant_sharers(connection).await {
             Ok(0) => {}
@@ -114,15 +114,26 @@ impl DisconnectJob {
                 tracing::info!(connection = %connection.id, sharers, "grant shared by another connection; not revoked");
                 return None;
             }
-            Err(e) => return Some(GrantRevocation::Retry(e.to_string())),
+            Err(e) => return Some(retry(e)),
         }
         let Some(config) = self.registry.get(connection.provider) else {
-            return Some(GrantRevocation::Failed(format!("{} is not configured", connection.provider)));
+            return Some(failed("provider_not_configured"));
         };
         match self.tokens.open(&credential) {
             Ok(set) => Some(revoke_grant(&self.oauth, config, &set).await),
             // Undecryptable: nothing to revoke with; local cleanup still happens.
-            Err(e) => Some(GrantRevocation::Failed(format!("credential unreadable: {e}"))),
+            Err(e) => {
+                tracing::error!(connection = %connection.id, error = %e, "disconnect: credential unreadable; not revoked");
+                Some(failed("credential_unreadable"))
+            }
         }
     }
+}
+
+fn failed(reason: &str) -> RevokeVerdict {
+    RevokeVerdict::Failed { reason: reason.into(), status: None }
+}
+
+fn retry(error: StoreError) -> RevokeVerdict {
+    RevokeVerdict::Retry { reason: format!("store: {error}"), status: None, retry_after: None }
 }

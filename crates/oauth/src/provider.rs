@@ -72,6 +72,18 @@ pub struct ProviderConfig {
     pub migrate_url: Option<Url>,
     /// The issuer an authorization response's `iss` must equal, when present.
     pub issuer: String,
+    /// Whether this provider always puts `iss` in its authorization responses (RFC 9207), so a
+    /// response without it is refused by [`ProviderConfig::check_iss`].
+    ///
+    /// - Google: `true`. Google's callbacks carry `iss=https://accounts.google.com` in practice
+    ///   (security.md B3); its discovery document reportedly does not advertise
+    ///   `authorization_response_iss_parameter_supported`, so this is a policy choice — turn it off
+    ///   with [`ProviderConfig::with_always_sends_iss`] if Google is ever seen to omit it.
+    /// - monday.com: `false`. Its documented callback carries `code`, `state` (and `status`) only,
+    ///   and its RFC 8414 metadata does not advertise `authorization_response_iss_parameter_supported`
+    ///   (providers.md A1.2, A1.4): requiring `iss` would refuse every real monday.com callback. A
+    ///   present `iss` is still checked.
+    pub always_sends_iss: bool,
     /// The scopes requested; always a superset of `required_scopes`.
     pub scopes: Vec<String>,
     /// The scopes a grant must contain to be usable (fixed per provider).
@@ -98,6 +110,7 @@ impl ProviderConfig {
             identity_url: url("https://openidconnect.googleapis.com/v1/userinfo"),
             migrate_url: None,
             issuer: "https://accounts.google.com".to_owned(),
+            always_sends_iss: true,
             scopes: required.clone(),
             required_scopes: required,
             monday_flow: None,
@@ -126,6 +139,7 @@ impl ProviderConfig {
             identity_url: url("https://api.monday.com/v2"),
             migrate_url: Some(url("https://auth.monday.com/oauth_ms/oauth/migrate")),
             issuer: "https://auth.monday.com".to_owned(),
+            always_sends_iss: false,
             scopes: required.clone(),
             required_scopes: required,
             monday_flow: Some(flow),
@@ -177,6 +191,13 @@ impl ProviderConfig {
     /// Overrides the expected `iss` of authorization responses.
     pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = issuer.into();
+        self
+    }
+
+    /// Sets whether authorization responses without `iss` are refused (see
+    /// [`ProviderConfig::always_sends_iss`]).
+    pub fn with_always_sends_iss(mut self, always: bool) -> Self {
+        self.always_sends_iss = always;
         self
     }
 

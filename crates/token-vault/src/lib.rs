@@ -34,7 +34,7 @@ pub use envelope::{FORMAT_VERSION, NONCE_LEN, OVERHEAD, TAG_LEN};
 pub use error::{KeyRingError, VaultError};
 pub use keyring::{KeyRing, ENV_VAR, KEY_LEN};
 pub use patchbay_store::TokenFlow;
-pub use revoke::{revoke_grant, GrantRevocation};
+pub use revoke::revoke_grant;
 pub use sweep::{RefreshSweep, SweepReport};
 pub use tokens::{token_set_aad, TokenError, Tokens};
 pub use vault::Vault;

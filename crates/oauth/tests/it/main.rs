@@ -2,6 +2,7 @@
 
 mod hardening;
 mod identity;
+mod iss;
 mod redaction;
 mod revoke;
 mod support;

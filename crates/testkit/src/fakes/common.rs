@@ -12,6 +12,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
 use url::Url;
 
 /// How long an authorization code can be redeemed (both providers: 10 minutes).
@@ -46,6 +47,170 @@ impl IssMode {
                 pairs.append_pair("iss", issuer).append_pair("iss", issuer);
             }
         }
+    }
+}
+
+/// How a fake's revocation endpoint answers (security.md E2; providers.md A1.4, B5.5). Every call
+/// is recorded in `revocations()` whatever the behaviour; only [`RevokeBehaviour::Normal`]
+/// actually revokes anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RevokeBehaviour {
+    /// The provider's own answer: Google 200 `{}` (400 `invalid_token` for a dead token),
+    /// monday 200 `{"success": true}`; the token's grant ends.
+    #[default]
+    Normal,
+    /// Every call answers this status with an OAuth error body (`server_error` for 5xx,
+    /// `rate_limit_exceeded` for 429, `invalid_request` otherwise); nothing is revoked.
+    Status(u16),
+    /// Every call answers monday's failure shape, HTTP 200 `{"success": false}`; nothing is revoked.
+    SuccessFalse,
+    /// Every call answers `307 Temporary Redirect` to [`REVOKE_REDIRECT_PATH`] on the same fake
+    /// (a followed redirect shows up in `requests()`); nothing is revoked.
+    Redirect,
+    /// Every call answers HTTP 200 with a `{"success": true, "padding": …}` body of
+    /// [`OVERSIZED_REVOKE_BYTES`] (over the client's 1 MiB cap); nothing is revoked.
+    Oversized,
+}
+
+/// Where [`RevokeBehaviour::Redirect`] points (a path on the fake that answers 404).
+pub const REVOKE_REDIRECT_PATH: &str = "/revoke-redirect-target";
+/// The body size of [`RevokeBehaviour::Oversized`]: 2 MiB + 1 byte.
+pub const OVERSIZED_REVOKE_BYTES: usize = 2 * 1024 * 1024 + 1;
+
+impl RevokeBehaviour {
+    /// The answer of a misbehaving revocation endpoint; `None` for [`RevokeBehaviour::Normal`].
+    pub(crate) fn misbehave(&self) -> Option<Response> {
+        match self {
+            RevokeBehaviour::Normal => None,
+            RevokeBehaviour::Status(code) => {
+                let status = StatusCode::from_u16(*code).expect("a valid HTTP status");
+                let error = match status.as_u16() {
+                    500.. => "server_error",
+                    429 => "rate_limit_exceeded",
+                    _ => "invalid_request",
+                };
+                Some(oauth_error(status, error, Some("Injected revocation failure")))
+            }
+            RevokeBehaviour::SuccessFalse => Some(json(StatusCode::OK, serde_json::json!({ "success": false }))),
+            RevokeBehaviour::Redirect => {
+                Some((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, REVOKE_REDIRECT_PATH)]).into_response())
+            }
+            RevokeBehaviour::Oversized => {
+                let head = br#"{"success":true,"padding":""#;
+                let mut body = Vec::with_capacity(OVERSIZED_REVOKE_BYTES);
+                body.extend_from_slice(head);
+                body.resize(OVERSIZED_REVOKE_BYTES - 2, b'x');
+                body.extend_from_slice(b"\"}");
+                Some(
+                    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response(),
+                )
+            }
+        }
+    }
+}
+
+/// Which kind of token a revocation call named, as the fake knew it when the call arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An access token this fake issued (live or not).
+    Access,
+    /// A refresh token this fake issued (live, rotated or revoked).
+    Refresh,
+    /// Not a token this fake issued (or no token at all).
+    Unknown,
+}
+
+/// One call to a fake's revocation endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The token sent (empty when the call named none).
+    pub token: String,
+    /// What the token is.
+    pub kind: TokenKind,
+    /// The token came in the URL's query (a violation: tokens must travel in the body).
+    pub via_query: bool,
+    /// The `token_type_hint` sent, if any.
+    pub hint: Option<String>,
+    /// The call ended a live grant: the behaviour was [`RevokeBehaviour::Normal`], the client
+    /// authenticated (monday) and the token's grant was still alive.
+    pub effective: bool,
+}
+
+/// A hold on token-endpoint refresh calls (`grant_type=refresh_token`), made by a fake's
+/// `hold_refreshes()`. While it is on, each refresh request waits inside the fake — before it is
+/// counted or answered — until [`RefreshGate::release`] or the gate is dropped; then it is answered
+/// as usual. Code exchanges and other endpoints are never held.
+#[derive(Debug)]
+pub struct RefreshGate {
+    hold: Arc<RefreshHold>,
+}
+
+impl RefreshGate {
+    pub(crate) fn new(hold: Arc<RefreshHold>) -> Self {
+        RefreshGate { hold }
+    }
+
+    /// Resolves once at least one refresh has arrived and is being held (at once if one already
+    /// was). No polling, no sleeping.
+    pub async fn arrived(&self) {
+        self.arrived_at_least(1).await;
+    }
+
+    /// Resolves once at least `n` refreshes have arrived at this gate.
+    pub async fn arrived_at_least(&self, n: usize) {
+        let mut arrivals = self.hold.arrived.subscribe();
+        // The sender lives in `self.hold`, so the channel cannot close while we wait.
+        arrivals.wait_for(|count| *count >= n).await.ok();
+    }
+
+    /// How many refreshes have arrived at this gate so far (held ones and released ones).
+    pub fn arrivals(&self) -> usize {
+        *self.hold.arrived.borrow()
+    }
+
+    /// Lets every held refresh (and every later one) through.
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl Drop for RefreshGate {
+    fn drop(&mut self) {
+        self.hold.released.send_replace(true);
+    }
+}
+
+/// The fake's side of a [`RefreshGate`].
+#[derive(Debug)]
+pub(crate) struct RefreshHold {
+    released: watch::Sender<bool>,
+    arrived: watch::Sender<usize>,
+}
+
+impl RefreshHold {
+    pub fn new() -> Arc<Self> {
+        Arc::new(RefreshHold { released: watch::Sender::new(false), arrived: watch::Sender::new(0) })
+    }
+
+    /// Waits while the gate is on; returns at once after it was released.
+    pub async fn pass(&self) {
+        let mut released = self.released.subscribe();
+        if *released.borrow_and_update() {
+            return;
+        }
+        self.arrived.send_modify(|count| *count += 1);
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        released.wait_for(|released| *released).await.ok();
+    }
+}
+
+/// Waits at `hold` (if any) when this token call is a refresh.
+pub(crate) async fn hold_if_refresh(hold: Option<Arc<RefreshHold>>, grant_type: &str) {
+    if grant_type != "refresh_token" {
+        return;
+    }
+    if let Some(hold) = hold {
+        hold.pass().await;
     }
 }
 

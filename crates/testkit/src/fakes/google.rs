@@ -6,11 +6,10 @@ mod authorize;
 mod state;
 mod token;
 
-pub use self::state::{Revocation, TokenKind};
-pub use crate::fakes::common::{AuthorizeRecord, IssMode};
+pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Client, GoogleState, User};
-use crate::fakes::common::{random_key, serve, Params, RequestLog, ServerGuard};
+use crate::fakes::common::{random_key, serve, Params, RefreshHold, RequestLog, ServerGuard};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::{Arc, Mutex};
@@ -142,6 +141,22 @@ impl FakeGoogle {
         self.with(|st| st.switches.fail_token.set(status, times));
     }
 
+    /// How `/revoke` answers from now on (default [`RevokeBehaviour::Normal`]). Every call is
+    /// still recorded in [`FakeGoogle::revocations`]; a misbehaving endpoint revokes nothing.
+    pub fn set_revoke_behaviour(&self, behaviour: RevokeBehaviour) {
+        self.with(|st| st.switches.revoke = behaviour);
+    }
+
+    /// Holds refresh calls (`grant_type=refresh_token`) at `/token` until the returned gate is
+    /// released or dropped; then they are answered as usual (by the state at that moment: a
+    /// grant killed meanwhile answers `invalid_grant`). Await [`RefreshGate::arrived`] to know a
+    /// refresh is being held. A new hold replaces the previous one for later calls.
+    pub fn hold_refreshes(&self) -> RefreshGate {
+        let hold = RefreshHold::new();
+        self.with(|st| st.switches.refresh_hold = Some(hold.clone()));
+        RefreshGate::new(hold)
+    }
+
     /// The user revokes the app: every grant of `sub` ends, its tokens die.
     pub fn kill_refresh_tokens_of(&self, sub: &str) {
         self.with(|st| {
@@ -183,9 +198,14 @@ impl FakeGoogle {
         self.with(|st| st.counters.refresh_calls.get(refresh_token).copied().unwrap_or(0))
     }
 
-    /// Every `/revoke` call, in order.
+    /// Every `/revoke` call, in order, whatever the behaviour and the answer.
     pub fn revocations(&self) -> Vec<Revocation> {
         self.with(|st| st.counters.revocations.clone())
+    }
+
+    /// Whether `token` still works here: a live access token, or a refresh token that would refresh.
+    pub fn token_alive(&self, token: &str) -> bool {
+        self.with(|st| st.token_alive(token))
     }
 
     /// Calls to `/v1/userinfo`.

@@ -9,10 +9,10 @@ mod state;
 mod token;
 
 pub use self::graphql::CURRENT_API_VERSION;
-pub use crate::fakes::common::{AuthorizeRecord, IssMode};
+pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Access, Account, Client, Grant, MondayState, User};
-use crate::fakes::common::{random_key, serve, Params, RequestLog, ServerGuard};
+use crate::fakes::common::{random_key, serve, Params, RefreshHold, RequestLog, ServerGuard};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::{Arc, Mutex};
@@ -189,6 +189,23 @@ impl FakeMonday {
         self.with(|st| st.switches.fail_token.set(status, times));
     }
 
+    /// How `/oauth_ms/oauth/revoke` answers from now on (default [`RevokeBehaviour::Normal`]).
+    /// Every call is still recorded in [`FakeMonday::revocations`]; a misbehaving endpoint
+    /// revokes nothing.
+    pub fn set_revoke_behaviour(&self, behaviour: RevokeBehaviour) {
+        self.with(|st| st.switches.revoke = behaviour);
+    }
+
+    /// Holds refresh calls (`grant_type=refresh_token`) at the new-flow token endpoint until the
+    /// returned gate is released or dropped; then they are answered as usual (rotation and reuse
+    /// detection included, by the state at that moment). Await [`RefreshGate::arrived`] to know a
+    /// refresh is being held. A new hold replaces the previous one for later calls.
+    pub fn hold_refreshes(&self) -> RefreshGate {
+        let hold = RefreshHold::new();
+        self.with(|st| st.switches.refresh_hold = Some(hold.clone()));
+        RefreshGate::new(hold)
+    }
+
     /// What redirects carry in `iss` (default: [`IssMode::Missing`]).
     pub fn set_iss(&self, mode: IssMode) {
         self.with(|st| st.switches.iss = mode);
@@ -244,6 +261,18 @@ impl FakeMonday {
     /// Every token sent to the revoke endpoint, in order.
     pub fn revoked_tokens(&self) -> Vec<String> {
         self.with(|st| st.counters.revoked.clone())
+    }
+
+    /// Every call to the revoke endpoint, in order, whatever the behaviour and the answer, with
+    /// the kind of token it named and whether it ended a live grant.
+    pub fn revocations(&self) -> Vec<Revocation> {
+        self.with(|st| st.counters.revocations.clone())
+    }
+
+    /// Whether `token` still works here: a live access token, or the current refresh token of a
+    /// live grant.
+    pub fn token_alive(&self, token: &str) -> bool {
+        self.with(|st| st.token_alive(token))
     }
 
     /// Calls to the migrate endpoint.

@@ -1,9 +1,8 @@
 //! `POST /revoke` and `GET /v1/userinfo`. A token in a URL is accepted, as Google does, but
 //! recorded as a violation.
 
-use super::state::{Revocation, TokenKind};
 use super::Shared;
-use crate::fakes::common::{bearer, json, oauth_error, Params};
+use crate::fakes::common::{bearer, json, oauth_error, Params, Revocation, TokenKind};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,24 +16,33 @@ pub(super) async fn revoke(State(shared): State<Shared>, RawQuery(query): RawQue
     let (token, via_query) = match (form.non_empty("token"), query.non_empty("token")) {
         (Some(token), _) => (token.to_owned(), false),
         (None, Some(token)) => (token.to_owned(), true),
-        (None, None) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", Some("Missing token")),
+        (None, None) => (String::new(), false),
     };
     if query.non_empty("token").is_some() {
         st.counters.url_token_violations.push(format!("/revoke?token={token}"));
     }
+    let hint = form.non_empty("token_type_hint").or(query.non_empty("token_type_hint")).map(str::to_owned);
+    let kind = st.token_kind(&token);
+    st.counters.revocations.push(Revocation { token: token.clone(), kind, via_query, hint, effective: false });
+    if let Some(response) = st.switches.revoke.misbehave() {
+        return response;
+    }
+    if token.is_empty() {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", Some("Missing token"));
+    }
     let live = |t: &super::state::Token| !t.revoked;
-    let (kind, grant_id) = if let Some(t) = st.access_tokens.get(&token).filter(|t| live(t)) {
-        (TokenKind::Access, Some(t.grant_id))
-    } else if let Some(t) = st.refresh_tokens.get(&token).filter(|t| live(t)) {
-        (TokenKind::Refresh, Some(t.grant_id))
-    } else {
-        (TokenKind::Unknown, None)
+    let grant_id = match kind {
+        TokenKind::Access => st.access_tokens.get(&token).filter(|t| live(t)).map(|t| t.grant_id),
+        TokenKind::Refresh => st.refresh_tokens.get(&token).filter(|t| live(t)).map(|t| t.grant_id),
+        TokenKind::Unknown => None,
     };
-    st.counters.revocations.push(Revocation { token, kind, via_query });
     match grant_id {
         Some(grant_id) => {
             // Revoking either token ends the grant: the access and refresh tokens both die.
             st.kill_grant(grant_id);
+            if let Some(last) = st.counters.revocations.last_mut() {
+                last.effective = true;
+            }
             json(StatusCode::OK, json!({}))
         }
         None => oauth_error(StatusCode::BAD_REQUEST, "invalid_token", Some("Token expired or revoked")),

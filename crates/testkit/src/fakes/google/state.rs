@@ -1,8 +1,11 @@
 //! Fake Google's state: clients, users, pending consents, codes, grants, tokens, switches and
 //! counters. One value behind one mutex per fake.
 
-use crate::fakes::common::{AuthorizeRecord, Challenge, Clock, FailNext, IssMode};
+use crate::fakes::common::{
+    AuthorizeRecord, Challenge, Clock, FailNext, IssMode, RefreshHold, Revocation, RevokeBehaviour, TokenKind,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub(super) struct Client {
@@ -59,23 +62,6 @@ pub(super) struct Token {
     pub revoked: bool,
 }
 
-/// Which kind of token a `/revoke` call named.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenKind {
-    Access,
-    Refresh,
-    Unknown,
-}
-
-/// One `/revoke` call.
-#[derive(Clone, Debug)]
-pub struct Revocation {
-    pub token: String,
-    pub kind: TokenKind,
-    /// The token came in the URL's query (a violation: tokens must travel in the body).
-    pub via_query: bool,
-}
-
 pub(super) struct Switches {
     pub dropped_scopes: HashSet<String>,
     pub access_denied: bool,
@@ -83,6 +69,9 @@ pub(super) struct Switches {
     pub fail_token: FailNext,
     pub iss: IssMode,
     pub expires_in: u64,
+    pub revoke: RevokeBehaviour,
+    /// While set (and not released), refresh calls wait at `/token`.
+    pub refresh_hold: Option<Arc<RefreshHold>>,
 }
 
 #[derive(Default)]
@@ -131,6 +120,8 @@ impl GoogleState {
                 fail_token: FailNext::default(),
                 iss: IssMode::Correct,
                 expires_in: 3599,
+                revoke: RevokeBehaviour::Normal,
+                refresh_hold: None,
             },
             counters: Counters::default(),
         }
@@ -155,6 +146,23 @@ impl GoogleState {
                 token.revoked = true;
             }
         }
+    }
+
+    /// What `token` is, live or not.
+    pub fn token_kind(&self, token: &str) -> TokenKind {
+        if self.access_tokens.contains_key(token) {
+            TokenKind::Access
+        } else if self.refresh_tokens.contains_key(token) {
+            TokenKind::Refresh
+        } else {
+            TokenKind::Unknown
+        }
+    }
+
+    /// Whether `token` still works: a live access token, or a refresh token that would refresh.
+    pub fn token_alive(&self, token: &str) -> bool {
+        self.live_access_token(token).is_some()
+            || self.refresh_tokens.get(token).is_some_and(|t| !t.revoked && self.grant_alive(t.grant_id))
     }
 
     /// Whether the grant a code or token belongs to still exists.

@@ -3,7 +3,7 @@
 
 use super::state::{GoogleState, Token};
 use super::{Shared, ISSUER};
-use crate::fakes::common::{has_content_type, json, oauth_error, random_token, OAuthError, Params};
+use crate::fakes::common::{has_content_type, hold_if_refresh, json, oauth_error, random_token, OAuthError, Params};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,9 +17,12 @@ use std::time::Duration;
 const FORM: &str = "application/x-www-form-urlencoded";
 
 pub(super) async fn token(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut st = shared.lock().unwrap();
     let form = Params::parse(&body);
     let grant_type = if has_content_type(&headers, FORM) { form.get("grant_type").unwrap_or_default() } else { "" };
+    // A held refresh waits here, before it is counted or answered, without holding the lock.
+    let hold = shared.lock().unwrap().switches.refresh_hold.clone();
+    hold_if_refresh(hold, grant_type).await;
+    let mut st = shared.lock().unwrap();
     *st.counters.token_calls.entry(grant_type.to_owned()).or_default() += 1;
     if let Some(status) = st.switches.fail_token.take() {
         return oauth_error(status, "internal_failure", Some("Injected failure"));

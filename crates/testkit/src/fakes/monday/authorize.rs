@@ -81,7 +81,10 @@ pub(super) fn validate(st: &mut MondayState, params: &Params) -> Result<AuthRequ
     let state = params.get("state").map(str::to_owned);
     let fail = |error: &str, description: &str| {
         let pairs = [("error", Some(error)), ("error_description", Some(description)), ("state", state.as_deref())];
-        Stop::Redirect(redirect_url(&redirect_uri, &pairs))
+        // Error redirects carry `iss` too (RFC 9207 §2), as the switch says.
+        let mut url = redirect_url(&redirect_uri, &pairs);
+        st.switches.iss.append(&mut url, &st.switches.issuer);
+        Stop::Redirect(url)
     };
     let scopes = match params.get("scope") {
         None => client.scopes.clone(),

@@ -3,7 +3,7 @@
 use super::state::Grant;
 use super::token::{authenticate, issue_access, issue_refresh};
 use super::Shared;
-use crate::fakes::common::{has_content_type, json, oauth_error, OAuthError};
+use crate::fakes::common::{has_content_type, json, oauth_error, OAuthError, Revocation};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,21 +19,32 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
 
 pub(super) async fn revoke(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut st = shared.lock().unwrap();
-    let body = match json_body(&headers, &body) {
-        Ok(body) => body,
-        Err(error) => return error.into_response(),
-    };
-    let field = |name: &str| body.get(name).and_then(Value::as_str);
+    let body = json_body(&headers, &body);
+    let field = |name: &str| body.as_ref().ok().and_then(|b| b.get(name)).and_then(Value::as_str);
+    // Every call is recorded, whatever the behaviour and the answer.
+    let token = field("token").unwrap_or_default().to_owned();
+    let kind = st.token_kind(&token);
+    let hint = field("token_type_hint").map(str::to_owned);
+    st.counters.revoked.push(token.clone());
+    st.counters.revocations.push(Revocation { token: token.clone(), kind, via_query: false, hint, effective: false });
+    if let Some(response) = st.switches.revoke.misbehave() {
+        return response;
+    }
+    if let Err(error) = &body {
+        return OAuthError::new(error.status, error.error, error.description).into_response();
+    }
     if let Err(error) = authenticate(&st, field("client_id").unwrap_or_default(), field("client_secret")) {
         return error.into_response();
     }
-    let token = field("token").unwrap_or_default().to_owned();
     let grant_id =
         st.access_tokens.get(&token).map(|a| a.grant_id).or_else(|| st.refresh_tokens.get(&token).map(|r| r.grant_id));
-    st.counters.revoked.push(token);
     // Either token ends the grant. Unknown tokens succeed too (RFC 7009 §2.2).
     if let Some(grant_id) = grant_id {
+        let alive = st.grants.get(&grant_id).is_some_and(|g| g.alive);
         st.kill_grant(grant_id);
+        if let Some(last) = st.counters.revocations.last_mut() {
+            last.effective = alive;
+        }
     }
     json(StatusCode::OK, json!({ "success": true }))
 }

@@ -1,8 +1,11 @@
 //! Fake monday's state: the app (client), accounts and users, pending consents, codes, grants
 //! (legacy and new-flow) with their tokens, switches and counters.
 
-use crate::fakes::common::{AuthorizeRecord, Challenge, Clock, FailNext, IssMode};
+use crate::fakes::common::{
+    AuthorizeRecord, Challenge, Clock, FailNext, IssMode, RefreshHold, Revocation, RevokeBehaviour, TokenKind,
+};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 use url::Url;
 
@@ -87,6 +90,9 @@ pub(super) struct Switches {
     pub fail_token: FailNext,
     pub access_lifetime: u64,
     pub migrate_throttled: bool,
+    pub revoke: RevokeBehaviour,
+    /// While set (and not released), refresh calls wait at the new-flow token endpoint.
+    pub refresh_hold: Option<Arc<RefreshHold>>,
 }
 
 #[derive(Default)]
@@ -94,6 +100,7 @@ pub(super) struct Counters {
     pub token_calls: HashMap<String, usize>,
     pub presented_refresh_tokens: Vec<String>,
     pub revoked: Vec<String>,
+    pub revocations: Vec<Revocation>,
     pub migrate_calls: usize,
     pub graphql_calls: usize,
     pub authorize: Vec<AuthorizeRecord>,
@@ -142,6 +149,8 @@ impl MondayState {
                 fail_token: FailNext::default(),
                 access_lifetime: 3600,
                 migrate_throttled: false,
+                revoke: RevokeBehaviour::Normal,
+                refresh_hold: None,
             },
             counters: Counters::default(),
         }
@@ -162,6 +171,27 @@ impl MondayState {
         let access = self.access_tokens.get(token).filter(|a| a.exp.is_none_or(|exp| exp > now))?;
         let grant = self.grants.get(&access.grant_id).filter(|g| g.alive)?;
         Some((access.grant_id, grant))
+    }
+
+    /// What `token` is, live or not.
+    pub fn token_kind(&self, token: &str) -> TokenKind {
+        if self.access_tokens.contains_key(token) {
+            TokenKind::Access
+        } else if self.refresh_tokens.contains_key(token) {
+            TokenKind::Refresh
+        } else {
+            TokenKind::Unknown
+        }
+    }
+
+    /// Whether `token` still works: a live access token, or the current refresh token of a live
+    /// grant (a rotated one no longer refreshes).
+    pub fn token_alive(&self, token: &str) -> bool {
+        self.live_access(token).is_some()
+            || self
+                .refresh_tokens
+                .get(token)
+                .is_some_and(|r| !r.rotated && self.grants.get(&r.grant_id).is_some_and(|g| g.alive))
     }
 
     pub fn next_id(&mut self) -> u64 {

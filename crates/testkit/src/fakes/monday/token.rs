@@ -4,7 +4,7 @@
 
 use super::state::{Access, Code, Grant, MondayState, Refresh};
 use super::Shared;
-use crate::fakes::common::{has_content_type, json, oauth_error, random_token, OAuthError, Params};
+use crate::fakes::common::{has_content_type, hold_if_refresh, json, oauth_error, random_token, OAuthError, Params};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -37,10 +37,13 @@ pub(super) async fn legacy_token(State(shared): State<Shared>, headers: HeaderMa
 }
 
 pub(super) async fn v2_token(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut st = shared.lock().unwrap();
     let is_json = has_content_type(&headers, "application/json");
     let body: Value = if is_json { serde_json::from_slice(&body).unwrap_or(Value::Null) } else { Value::Null };
     let field = |name: &str| body.get(name).and_then(Value::as_str);
+    // A held refresh waits here, before it is counted or answered, without holding the lock.
+    let hold = shared.lock().unwrap().switches.refresh_hold.clone();
+    hold_if_refresh(hold, field("grant_type").unwrap_or_default()).await;
+    let mut st = shared.lock().unwrap();
     *st.counters.token_calls.entry(field("grant_type").unwrap_or_default().to_owned()).or_default() += 1;
     if let Some(status) = st.switches.fail_token.take() {
         return oauth_error(status, "server_error", Some("Injected failure"));

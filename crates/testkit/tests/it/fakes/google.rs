@@ -1,8 +1,8 @@
 //! Fake Google: authorize → consent → code → tokens, and the ways each step refuses.
 
 use super::{http, location, param, params, pkce, request_id, ticked_scopes};
-use patchbay_testkit::fakes::google::TokenKind;
-use patchbay_testkit::fakes::{FakeGoogle, IssMode};
+use patchbay_testkit::fakes::google::{TokenKind, ISSUER};
+use patchbay_testkit::fakes::{FakeGoogle, IssMode, RevokeBehaviour, OVERSIZED_REVOKE_BYTES, REVOKE_REDIRECT_PATH};
 use serde_json::Value;
 use url::Url;
 
@@ -284,4 +284,149 @@ async fn fakes_google_iss_and_failure_switches_apply() {
     assert_eq!(failed.0, 503);
     assert_eq!(after.0, 400, "the switch lasts for one call");
     assert_eq!(google.token_calls("refresh_token"), 2);
+}
+
+/// The `iss` values of a redirect for every mode, on a code redirect and an error redirect.
+#[tokio::test]
+async fn fakes_google_every_iss_mode_applies_to_code_and_error_redirects() {
+    let google = fake().await;
+    let cases = [
+        (IssMode::Correct, vec![ISSUER.to_owned()]),
+        (IssMode::Missing, vec![]),
+        (IssMode::Wrong("https://evil.example".into()), vec!["https://evil.example".to_owned()]),
+        (IssMode::Duplicated, vec![ISSUER.to_owned(), ISSUER.to_owned()]),
+    ];
+
+    for (mode, expected) in cases {
+        google.set_iss(mode.clone());
+        google.set_access_denied(false);
+        let approved = google.authorize_headless(&authorize_url(&google, "c", &[]), "1001");
+        google.set_access_denied(true);
+        let denied = google.authorize_headless(&authorize_url(&google, "c", &[]), "1001");
+
+        assert!(param(&approved, "code").is_some(), "{mode:?}");
+        assert_eq!(params(&approved, "iss"), expected, "{mode:?} on a code redirect");
+        assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
+        assert_eq!(params(&denied, "iss"), expected, "{mode:?} on an error redirect");
+    }
+}
+
+#[tokio::test]
+async fn fakes_google_revoke_behaviours_answer_as_switched_and_revoke_nothing() {
+    let google = fake().await;
+    let tokens = connect(&google, &[]).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let revoke = || http().post(google.revoke_url()).form(&[("token", refresh_token)]).send();
+
+    google.set_revoke_behaviour(RevokeBehaviour::Status(503));
+    let unavailable = revoke().await.unwrap();
+    google.set_revoke_behaviour(RevokeBehaviour::Status(400));
+    let bad_request = revoke().await.unwrap();
+    google.set_revoke_behaviour(RevokeBehaviour::SuccessFalse);
+    let success_false = revoke().await.unwrap();
+    google.set_revoke_behaviour(RevokeBehaviour::Redirect);
+    let redirect = revoke().await.unwrap();
+    google.set_revoke_behaviour(RevokeBehaviour::Oversized);
+    let oversized = revoke().await.unwrap();
+
+    assert_eq!(unavailable.status(), 503);
+    assert_eq!(unavailable.json::<Value>().await.unwrap()["error"], "server_error");
+    assert_eq!(bad_request.status(), 400);
+    assert_eq!(bad_request.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(success_false.status(), 200);
+    assert_eq!(success_false.json::<Value>().await.unwrap(), serde_json::json!({"success": false}));
+    assert_eq!(
+        (redirect.status().as_u16(), redirect.headers()["location"].to_str().unwrap()),
+        (307, REVOKE_REDIRECT_PATH)
+    );
+    assert_eq!(oversized.status(), 200);
+    assert_eq!(oversized.bytes().await.unwrap().len(), OVERSIZED_REVOKE_BYTES);
+    assert!(google.token_alive(refresh_token), "a misbehaving endpoint revokes nothing");
+    let revocations = google.revocations();
+    assert_eq!(revocations.len(), 5, "every call is recorded");
+    assert!(revocations.iter().all(|r| r.token == refresh_token && r.kind == TokenKind::Refresh && !r.effective));
+    assert!(!google.requests().iter().any(|r| r.starts_with(REVOKE_REDIRECT_PATH)));
+
+    google.set_revoke_behaviour(RevokeBehaviour::Normal);
+    assert_eq!(revoke().await.unwrap().status(), 200);
+    assert!(!google.token_alive(refresh_token) && !google.token_alive(tokens["access_token"].as_str().unwrap()));
+    assert!(google.revocations()[5].effective);
+}
+
+#[tokio::test]
+async fn fakes_google_a_held_refresh_waits_until_released_and_then_answers_by_the_grant_it_finds() {
+    let google = fake().await;
+    let tokens = connect(&google, &[]).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let gate = google.hold_refreshes();
+    let held = tokio::spawn({
+        let (google, refresh_token) = (google.clone(), refresh_token.clone());
+        async move { refresh(&google, &refresh_token).await }
+    });
+    gate.arrived().await;
+    // While held: not answered, not counted; exchanges and the user's revocation go on.
+    assert!(!held.is_finished());
+    assert_eq!((gate.arrivals(), google.token_calls("refresh_token")), (1, 0));
+    google.kill_refresh_tokens_of("1001");
+    gate.release();
+    let (status, body) = held.await.unwrap();
+
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(google.token_calls("refresh_token"), 1);
+}
+
+#[tokio::test]
+async fn fakes_google_a_held_refresh_is_answered_normally_once_the_gate_drops() {
+    let google = fake().await;
+    let tokens = connect(&google, &[]).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let gate = google.hold_refreshes();
+    let held = tokio::spawn({
+        let (google, refresh_token) = (google.clone(), refresh_token.clone());
+        async move { refresh(&google, &refresh_token).await }
+    });
+    gate.arrived().await;
+    drop(gate);
+    let (status, body) = held.await.unwrap();
+    let (later, _) = refresh(&google, &refresh_token).await;
+
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string() && body.get("refresh_token").is_none());
+    assert_eq!(later, 200, "after release refreshes pass straight through");
+    assert_eq!(google.refresh_calls(&refresh_token), 2);
+}
+
+/// Two Patchbay tenants connect the same Google account through the same OAuth client. Google
+/// keeps one grant per user and client: a repeat consent with `prompt=consent` (Patchbay always
+/// sends it) issues a new refresh token for the same grant, so each tenant gets working tokens —
+/// and revoking either tenant's token ends the grant for both.
+#[tokio::test]
+async fn fakes_google_two_tenants_authorizing_one_user_share_one_grant() {
+    let google = fake().await;
+    let consent = [("prompt", "consent")];
+
+    let tenant_a = connect(&google, &[("state", "tenant-a"), consent[0]]).await;
+    let tenant_b = connect(&google, &[("state", "tenant-b"), consent[0]]).await;
+    let without_consent = connect(&google, &[("state", "tenant-c")]).await;
+
+    let (refresh_a, refresh_b) =
+        (tenant_a["refresh_token"].as_str().unwrap(), tenant_b["refresh_token"].as_str().unwrap());
+    assert_ne!(refresh_a, refresh_b, "the repeat consent issued its own refresh token");
+    assert!(without_consent.get("refresh_token").is_none(), "no refresh token without prompt=consent");
+    for tokens in [&tenant_a, &tenant_b] {
+        let access = tokens["access_token"].as_str().unwrap();
+        let me = http().get(google.userinfo_url()).bearer_auth(access).send().await.unwrap();
+        assert_eq!(me.json::<Value>().await.unwrap()["sub"], "1001", "the same Google user");
+    }
+    assert_eq!(refresh(&google, refresh_a).await.0, 200);
+    assert_eq!(refresh(&google, refresh_b).await.0, 200);
+
+    let revoked = http().post(google.revoke_url()).form(&[("token", refresh_a)]).send().await.unwrap();
+
+    assert_eq!(revoked.status(), 200);
+    assert!(!google.token_alive(refresh_b), "tenant B's refresh token died with the shared grant");
+    assert_eq!(refresh(&google, refresh_b).await.1["error"], "invalid_grant");
+    assert_eq!(userinfo_status(&google, tenant_b["access_token"].as_str().unwrap()).await, 401);
 }

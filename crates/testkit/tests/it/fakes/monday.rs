@@ -1,8 +1,10 @@
 //! Fake monday.com: authorize, the legacy and new token flows, rotation with reuse detection,
 //! revoke, migrate, discovery and the identity query.
 
-use super::{http, jwt_claims, location, param, pkce, request_id, unix_now};
-use patchbay_testkit::fakes::{FakeMonday, IssMode};
+use super::{http, jwt_claims, location, param, params, pkce, request_id, unix_now};
+use patchbay_testkit::fakes::{
+    FakeMonday, IssMode, RevokeBehaviour, TokenKind, OVERSIZED_REVOKE_BYTES, REVOKE_REDIRECT_PATH,
+};
 use serde_json::{json, Value};
 use url::Url;
 
@@ -252,4 +254,162 @@ async fn fakes_monday_discovery_points_at_the_fake() {
     assert_eq!(metadata["revocation_endpoint"], monday.revoke_url().as_str());
     assert_eq!(metadata["authorization_endpoint"], monday.auth_url().as_str());
     assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
+}
+
+/// The `iss` values of a redirect for every mode, on a code redirect and on both kinds of error
+/// redirect (Deny, and a refused parameter).
+#[tokio::test]
+async fn fakes_monday_every_iss_mode_applies_to_code_and_error_redirects() {
+    let monday = fake().await;
+    let issuer = monday.issuer();
+    let default_mode = monday.authorize_headless(&authorize_url(&monday, &[]), "501");
+    assert!(params(&default_mode, "iss").is_empty(), "monday sends no iss by default");
+    let cases = [
+        (IssMode::Correct, vec![issuer.clone()]),
+        (IssMode::Missing, vec![]),
+        (IssMode::Wrong("https://evil.example".into()), vec!["https://evil.example".to_owned()]),
+        (IssMode::Duplicated, vec![issuer.clone(), issuer.clone()]),
+    ];
+
+    for (mode, expected) in cases {
+        monday.set_iss(mode.clone());
+        monday.set_access_denied(false);
+        let approved = monday.authorize_headless(&authorize_url(&monday, &[]), "501");
+        let bad_scope = monday.authorize_headless(&authorize_url(&monday, &[("scope", "docs:write")]), "501");
+        monday.set_access_denied(true);
+        let denied = monday.authorize_headless(&authorize_url(&monday, &[]), "501");
+
+        assert!(param(&approved, "code").is_some(), "{mode:?}");
+        assert_eq!(params(&approved, "iss"), expected, "{mode:?} on a code redirect");
+        assert_eq!(param(&bad_scope, "error").as_deref(), Some("invalid_scope"));
+        assert_eq!(params(&bad_scope, "iss"), expected, "{mode:?} on a refused-parameter redirect");
+        assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
+        assert_eq!(params(&denied, "iss"), expected, "{mode:?} on a denial");
+    }
+}
+
+#[tokio::test]
+async fn fakes_monday_revoke_behaviours_answer_as_switched_and_revoke_nothing() {
+    let monday = fake().await;
+    let tokens = v2_tokens(&monday).await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let body = json!({"token": refresh_token, "client_id": CLIENT, "client_secret": SECRET,
+        "token_type_hint": "refresh_token"});
+    let revoke = || http().post(monday.revoke_url()).json(&body).send();
+
+    monday.set_revoke_behaviour(RevokeBehaviour::Status(429));
+    let limited = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::Status(500));
+    let failed = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::SuccessFalse);
+    let success_false = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::Redirect);
+    let redirect = revoke().await.unwrap();
+    monday.set_revoke_behaviour(RevokeBehaviour::Oversized);
+    let oversized = revoke().await.unwrap();
+
+    assert_eq!(limited.status(), 429);
+    assert_eq!(failed.status(), 500);
+    assert_eq!(failed.json::<Value>().await.unwrap()["error"], "server_error");
+    assert_eq!(success_false.status(), 200);
+    assert_eq!(success_false.json::<Value>().await.unwrap(), json!({"success": false}));
+    assert_eq!(
+        (redirect.status().as_u16(), redirect.headers()["location"].to_str().unwrap()),
+        (307, REVOKE_REDIRECT_PATH)
+    );
+    assert_eq!(oversized.bytes().await.unwrap().len(), OVERSIZED_REVOKE_BYTES);
+    assert!(monday.token_alive(refresh_token), "a misbehaving endpoint revokes nothing");
+    assert_eq!(refresh(&monday, refresh_token).await.0, 200, "the grant is alive");
+    let revocations = monday.revocations();
+    assert_eq!(revocations.len(), 5, "every call is recorded");
+    assert!(revocations.iter().all(|r| r.token == refresh_token && r.kind == TokenKind::Refresh && !r.effective));
+    assert_eq!(revocations[0].hint.as_deref(), Some("refresh_token"));
+    assert_eq!(monday.revoked_tokens().len(), 5);
+}
+
+/// A refresh held at the fake; after release monday rotates as usual, and the old and the rotated
+/// refresh token can both be revoked and observed as revoked.
+#[tokio::test]
+async fn fakes_monday_a_held_refresh_rotates_after_release_and_both_tokens_can_be_revoked() {
+    let monday = fake().await;
+    let old = v2_tokens(&monday).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let gate = monday.hold_refreshes();
+    let held = tokio::spawn({
+        let (monday, old) = (monday.clone(), old.clone());
+        async move { refresh(&monday, &old).await }
+    });
+    gate.arrived().await;
+    assert!(!held.is_finished(), "held at the fake");
+    assert_eq!((gate.arrivals(), monday.refresh_calls()), (1, 0));
+    assert!(monday.token_alive(&old), "not rotated while held");
+    gate.release();
+    let (status, body) = held.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rotated = body["refresh_token"].as_str().unwrap().to_owned();
+    assert!(!monday.token_alive(&old) && monday.token_alive(&rotated), "rotation: the old one died");
+
+    for token in [&old, &rotated] {
+        let revoke = json!({"token": token, "client_id": CLIENT, "client_secret": SECRET});
+        assert_eq!(post_json(monday.revoke_url(), revoke).await, (200, json!({"success": true})));
+    }
+
+    let revocations = monday.revocations();
+    let revoked: Vec<(&str, TokenKind)> = revocations.iter().map(|r| (r.token.as_str(), r.kind)).collect();
+    assert_eq!(revoked, [(old.as_str(), TokenKind::Refresh), (rotated.as_str(), TokenKind::Refresh)]);
+    assert!(revocations[0].effective, "revoking the rotated-out token still ended the live grant");
+    assert!(!monday.token_alive(&rotated));
+    assert_eq!(refresh(&monday, &rotated).await.1["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn fakes_monday_several_held_refreshes_are_all_released_and_reuse_detection_still_applies() {
+    let monday = fake().await;
+    let old = v2_tokens(&monday).await["refresh_token"].as_str().unwrap().to_owned();
+
+    let gate = monday.hold_refreshes();
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (monday, old) = (monday.clone(), old.clone());
+            tokio::spawn(async move { refresh(&monday, &old).await })
+        })
+        .collect();
+    gate.arrived_at_least(2).await;
+    drop(gate);
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap().0);
+    }
+    statuses.sort_unstable();
+
+    assert_eq!(statuses, [200, 400], "the second use of the same refresh token is reuse");
+    assert_eq!(monday.presented_refresh_tokens(), [old.clone(), old]);
+    assert!(monday.issued_tokens().iter().all(|t| !monday.token_alive(t)), "reuse killed the whole grant");
+}
+
+/// Two Patchbay tenants connect the same monday user. Each authorization is its own grant in
+/// the fake (monday's sharing semantics are UNCONFIRMED): both get working tokens, and revoking
+/// one tenant's token leaves the other's working. Uninstalling the app ends both.
+#[tokio::test]
+async fn fakes_monday_two_tenants_authorizing_one_user_each_get_working_tokens() {
+    let monday = fake().await;
+
+    let tenant_a = v2_tokens(&monday).await;
+    let tenant_b = v2_tokens(&monday).await;
+
+    let access = |t: &Value| t["access_token"].as_str().unwrap().to_owned();
+    for tokens in [&tenant_a, &tenant_b] {
+        let me: Value = me(&monday, &access(tokens)).await.json().await.unwrap();
+        assert_eq!((me["data"]["me"]["id"].as_str(), me["account_id"].as_u64()), (Some("501"), Some(77)));
+    }
+    assert_ne!(tenant_a["refresh_token"], tenant_b["refresh_token"]);
+    let revoke = json!({"token": access(&tenant_a), "client_id": CLIENT, "client_secret": SECRET});
+    assert_eq!(post_json(monday.revoke_url(), revoke).await.0, 200);
+    assert_eq!(me(&monday, &access(&tenant_a)).await.status(), 401);
+    assert_eq!(me(&monday, &access(&tenant_b)).await.status(), 200, "tenant B's grant is its own");
+    let (status, refreshed) = refresh(&monday, tenant_b["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+
+    monday.uninstall(77);
+    assert_eq!(me(&monday, refreshed["access_token"].as_str().unwrap()).await.status(), 401);
 }
