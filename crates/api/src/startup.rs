@@ -28,6 +28,8 @@ pub struct Application {
     limiters: RateLimiters,
     instance: Instance,
     worker: Worker,
+    /// Whether `run_until_stopped` runs the worker loop (tests turn it off and step it).
+    background_jobs: bool,
 }
 
 impl Application {
@@ -97,7 +99,7 @@ impl Application {
             connect,
         };
         let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
-        Ok(Self { listener, metrics_listener, state, limiters, instance, worker })
+        Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })
     }
 
     /// The bound HTTP port.
@@ -115,6 +117,18 @@ impl Application {
         &self.state
     }
 
+    /// The job worker, with every handler registered (tests drive it with `try_execute_next`).
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// Serves without running the worker loop: jobs run only when the caller steps the worker,
+    /// so tests observe each job's effect without waiting.
+    pub fn without_background_jobs(mut self) -> Self {
+        self.background_jobs = false;
+        self
+    }
+
     /// Replaces the job worker (to register handlers before running).
     pub fn with_worker(mut self, configure: impl FnOnce(Worker) -> Worker) -> Self {
         self.worker = configure(self.worker);
@@ -125,7 +139,7 @@ impl Application {
     /// stops accepting, lets in-flight requests and jobs finish (bounded), gives leases back,
     /// deregisters the instance and closes the store.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, metrics_listener, state, limiters, instance, worker } = self;
+        let Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs } = self;
         let settings = state.settings.clone();
         let stop_serving = CancellationToken::new();
         let stop_background = CancellationToken::new();
@@ -143,7 +157,9 @@ impl Application {
                 let _ = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await;
             });
         }
-        tasks.spawn(worker.clone().run(stop_background.clone()));
+        if background_jobs {
+            tasks.spawn(worker.clone().run(stop_background.clone()));
+        }
         tasks.spawn(housekeeping(state.clone(), limiters, instance.id, stop_background.clone()));
         tracing::info!(instance = %instance.id, backend = state.store.backend(), "patchbay is serving");
 

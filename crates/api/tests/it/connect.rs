@@ -245,6 +245,7 @@ async fn a_replayed_callback_is_refused_and_the_token_endpoint_is_called_once() 
 async fn unknown_and_expired_states_are_refused_before_any_token_call() {
     let w = world(Db::Sqlite, "v2").await.unwrap();
     let alice = token("alice", json!({}));
+    let counted_before = invalid_states_counted(&w).await;
     let started = w.start(&alice, "google", json!({})).await;
     let mut forged = w.consent("google", &started);
     let code = forged.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
@@ -280,7 +281,17 @@ async fn unknown_and_expired_states_are_refused_before_any_token_call() {
     late.query_pairs_mut().clear().append_pair("code", &code).append_pair("state", "expired-state");
     assert_eq!(w.callback(&late, Some(&started.cookie)).await.status(), 400, "expired state");
     assert_eq!(w.google.token_calls("authorization_code"), 0, "no refused callback reached the token endpoint");
+    let counted = invalid_states_counted(&w).await - counted_before;
+    assert_eq!(counted, 3, "unknown, missing and expired states are counted (security.md B10)");
     w.app.stop().await;
+}
+
+/// `patchbay_oauth_invalid_state_total` as the metrics listener reports it.
+async fn invalid_states_counted(w: &World) -> u64 {
+    let text = w.app.client.get(format!("{}/metrics", w.app.metrics)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("patchbay_oauth_invalid_state_total "))
+        .map_or(0, |value| value.trim().parse().unwrap())
 }
 
 #[tokio::test]
@@ -609,16 +620,13 @@ async fn disconnect_revokes_once_destroys_the_credential_and_emits_deleted() {
         w.app.client.delete(w.app.url(&format!("/v1/connections/{id}"))).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(response.status(), 202);
     assert_eq!(w.app.get_as(&format!("/v1/connections/{id}"), &alice).await.status(), 404, "hidden at once");
-    // The app's own worker runs the disconnect job.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let events = w.app.store.list_events(scope, 0, 100).await.unwrap();
-        if events.iter().any(|e| e.event_type.as_str() == "connection.deleted") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the disconnect job finished within 15 s");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    assert_eq!(w.app.run_jobs().await, 1, "the disconnect job ran");
+    let events = w.app.store.list_events(scope, 0, 100).await.unwrap();
+    let deleted = events.iter().filter(|e| e.event_type.as_str() == "connection.deleted").count();
+    assert_eq!(deleted, 1, "connection.deleted written once");
+    let again =
+        w.app.client.delete(w.app.url(&format!("/v1/connections/{id}"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(again.status(), 404, "a finished disconnect is gone");
     let revocations = w.google.revocations();
     assert_eq!(revocations.len(), 1, "revoked once at the provider");
     assert!(!revocations[0].via_query, "the token travelled in the body, not the URL");

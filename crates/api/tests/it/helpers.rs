@@ -30,6 +30,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub state: patchbay_api::state::AppState,
+    /// The app's job worker; tests step it with [`TestApp::run_jobs`].
+    pub worker: patchbay_store::Worker,
     pub data_dir: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -86,7 +88,9 @@ pub async fn spawn_on(port: u16, db: Db, args: &[&str], env: HashMap<String, Str
     ];
     all.extend_from_slice(args);
     let settings = settings(&all, &env).expect("test settings are valid");
-    let app = Application::build(settings).await.expect("the app builds");
+    // Jobs run when a test steps the worker (`run_jobs`), never behind its back.
+    let app = Application::build(settings).await.expect("the app builds").without_background_jobs();
+    let worker = app.worker().clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     let metrics = format!("http://127.0.0.1:{}", app.metrics_port().unwrap());
     let store = app.state().store.clone();
@@ -102,6 +106,7 @@ pub async fn spawn_on(port: u16, db: Db, args: &[&str], env: HashMap<String, Str
         client,
         store,
         state,
+        worker,
         data_dir: dir.path().to_path_buf(),
         shutdown: Some(tx),
         handle: Some(handle),
@@ -110,6 +115,18 @@ pub async fn spawn_on(port: u16, db: Db, args: &[&str], env: HashMap<String, Str
 }
 
 impl TestApp {
+    /// Runs every due job to completion (each step claims one), and returns how many ran.
+    pub async fn run_jobs(&self) -> usize {
+        let mut ran = 0;
+        while let patchbay_store::Outcome::Done { .. } =
+            self.worker.try_execute_next().await.expect("the store answers")
+        {
+            ran += 1;
+            assert!(ran < 1_000, "the job queue drains");
+        }
+        ran
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
