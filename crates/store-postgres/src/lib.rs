@@ -4,6 +4,7 @@
 //! Every queue rule is a statement (row locks, `SKIP LOCKED`, partial unique indexes), so it
 //! holds across any number of instances sharing the database (architecture §6).
 
+mod audit;
 mod connect;
 mod connections;
 mod credentials;

@@ -4,9 +4,10 @@
 //! Lock order: every transaction here that touches both rows locks the connection before its
 //! credential (`FOR UPDATE` first), so two of them can never deadlock on one connection.
 
+use crate::audit::insert_audit;
 use crate::connections::{event_for, VISIBLE};
 use crate::jobs::insert_job;
-use crate::outbox::{insert_audit, insert_event};
+use crate::outbox::insert_event;
 use crate::{db_err, now, rows, us};
 use chrono::{DateTime, Utc};
 use patchbay_store::*;

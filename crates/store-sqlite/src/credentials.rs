@@ -3,14 +3,11 @@
 
 use crate::codec::{id_text, int, key_id, micros, now};
 use crate::connections::VISIBLE;
+use crate::rows::CREDENTIAL;
 use crate::{db_err, lifecycle, rows, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
-
-/// A credential with its tenant (credentials carry none of their own: the connection's rules).
-pub(crate) const CREDENTIAL: &str =
-    "SELECT cr.*, c.tenant_id FROM credential cr JOIN connection c ON c.id = cr.connection_id";
 
 #[async_trait]
 impl CredentialStore for SqliteStore {

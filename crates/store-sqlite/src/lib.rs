@@ -6,6 +6,7 @@
 //! ever seeing `SQLITE_BUSY`. An exclusive lock file next to the database keeps a second process
 //! away: SQLite is the single-process backend (architecture §1).
 
+mod audit;
 mod codec;
 mod connect;
 mod connections;

@@ -1,11 +1,12 @@
 //! The connection lifecycle writes: each one transaction on the single writer connection,
 //! carrying its outbox event, audit record and job, so none is ever half done.
 
+use crate::audit::insert_audit;
 use crate::codec::{id_text, micros, now, opt_time};
 use crate::connections::{event_for, VISIBLE};
-use crate::credentials::CREDENTIAL;
 use crate::jobs::insert_job;
-use crate::outbox::{insert_audit, insert_event};
+use crate::outbox::insert_event;
+use crate::rows::CREDENTIAL;
 use crate::{db_err, rows};
 use chrono::{DateTime, Utc};
 use patchbay_store::*;

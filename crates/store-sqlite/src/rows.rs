@@ -4,6 +4,10 @@ use crate::codec::*;
 use patchbay_store::*;
 use sqlx::sqlite::SqliteRow;
 
+/// A credential with its tenant (credentials carry none of their own: the connection's rules).
+pub(crate) const CREDENTIAL: &str =
+    "SELECT cr.*, c.tenant_id FROM credential cr JOIN connection c ON c.id = cr.connection_id";
+
 pub(crate) fn tenant(row: &SqliteRow) -> StoreResult<Tenant> {
     Ok(Tenant {
         id: uuid(row, "id")?.into(),
