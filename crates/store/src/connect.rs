@@ -4,39 +4,13 @@ use crate::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectMode {
-    Redirect,
-    Popup,
-}
-
-impl ConnectMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Redirect => "redirect",
-            Self::Popup => "popup",
-        }
-    }
-}
-
-impl FromStr for ConnectMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "redirect" => Ok(Self::Redirect),
-            "popup" => Ok(Self::Popup),
-            other => Err(format!("unknown connect mode `{other}`")),
-        }
-    }
-}
-
-impl fmt::Display for ConnectMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ConnectMode as "connect mode" {
+        Redirect = "redirect",
+        Popup = "popup",
     }
 }
 

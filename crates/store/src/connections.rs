@@ -5,32 +5,17 @@ use crate::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-/// A connection's lifecycle state (architecture §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectionStatus {
-    Active,
-    InsufficientScope,
-    NeedsReauth,
-    Revoked,
-    Disconnecting,
-}
-
-impl ConnectionStatus {
-    pub const ALL: [ConnectionStatus; 5] =
-        [Self::Active, Self::InsufficientScope, Self::NeedsReauth, Self::Revoked, Self::Disconnecting];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::NeedsReauth => "needs_reauth",
-            Self::Revoked => "revoked",
-            Self::Disconnecting => "disconnecting",
-        }
+crate::text_enum! {
+    /// A connection's lifecycle state (architecture §3).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ConnectionStatus as "connection status" {
+        Active = "active",
+        InsufficientScope = "insufficient_scope",
+        NeedsReauth = "needs_reauth",
+        Revoked = "revoked",
+        Disconnecting = "disconnecting",
     }
 }
 
@@ -56,19 +41,6 @@ pub fn transition_event(previous: Option<ConnectionStatus>, next: ConnectionStat
         (_, Active) => Some(EventType::ConnectionRecovered),
         (_, Revoked) => Some(EventType::ConnectionRevoked),
         (_, NeedsReauth | InsufficientScope) => Some(EventType::ConnectionNeedsReauth),
-    }
-}
-
-impl fmt::Display for ConnectionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ConnectionStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| format!("unknown connection status `{s}`"))
     }
 }
 

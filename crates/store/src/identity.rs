@@ -4,7 +4,6 @@ use crate::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// A tenant: an organisation (claim mode) or a single user (per-user mode).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,36 +24,15 @@ pub struct AppUser {
     pub created_at: DateTime<Utc>,
 }
 
-/// What an API key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyScope {
-    Read,
-    Connect,
-    Write,
-    Admin,
-}
-
-impl ApiKeyScope {
-    pub const ALL: [ApiKeyScope; 4] = [Self::Read, Self::Connect, Self::Write, Self::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Connect => "connect",
-            Self::Write => "write",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-impl FromStr for ApiKeyScope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("unknown scope `{s}` (expected read, connect, write or admin)"))
+crate::text_enum! {
+    /// What an API key may do.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ApiKeyScope as "scope" {
+        Read = "read",
+        Connect = "connect",
+        Write = "write",
+        Admin = "admin",
     }
 }
 

@@ -19,6 +19,7 @@ pub mod jobs;
 mod outbox;
 mod page;
 mod provider;
+mod text_enum;
 
 pub use audit::*;
 pub use connect::*;

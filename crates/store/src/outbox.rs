@@ -5,69 +5,27 @@ use crate::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-/// What an outbox event announces (architecture §4.5). Stored as its dotted name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventType {
-    /// A connect stored a new connection.
-    ConnectionCreated,
-    /// The connection cannot be used until its user reconnects (dead grant, missing scopes).
-    ConnectionNeedsReauth,
-    /// The provider says the grant was revoked or the app uninstalled.
-    ConnectionRevoked,
-    /// A connection that needed its user works again.
-    ConnectionRecovered,
-    /// Disconnect finished: credential destroyed, tombstone written.
-    ConnectionDeleted,
-    /// A sync run finished.
-    SyncCompleted,
-    /// A sync run failed.
-    SyncFailed,
-    /// A third-party webhook was stored.
-    WebhookReceived,
-}
-
-impl EventType {
-    /// Every event type, in a stable order.
-    pub const ALL: [EventType; 8] = [
-        Self::ConnectionCreated,
-        Self::ConnectionNeedsReauth,
-        Self::ConnectionRevoked,
-        Self::ConnectionRecovered,
-        Self::ConnectionDeleted,
-        Self::SyncCompleted,
-        Self::SyncFailed,
-        Self::WebhookReceived,
-    ];
-
-    /// The dotted name consumers see (`connection.created`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ConnectionCreated => "connection.created",
-            Self::ConnectionNeedsReauth => "connection.needs_reauth",
-            Self::ConnectionRevoked => "connection.revoked",
-            Self::ConnectionRecovered => "connection.recovered",
-            Self::ConnectionDeleted => "connection.deleted",
-            Self::SyncCompleted => "sync.completed",
-            Self::SyncFailed => "sync.failed",
-            Self::WebhookReceived => "webhook.received",
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventType {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("unknown event type `{s}`"))
+crate::text_enum! {
+    /// What an outbox event announces (architecture §4.5). Stored and sent as its dotted name.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum EventType as "event type" {
+        /// A connect stored a new connection.
+        ConnectionCreated = "connection.created",
+        /// The connection cannot be used until its user reconnects (dead grant, missing scopes).
+        ConnectionNeedsReauth = "connection.needs_reauth",
+        /// The provider says the grant was revoked or the app uninstalled.
+        ConnectionRevoked = "connection.revoked",
+        /// A connection that needed its user works again.
+        ConnectionRecovered = "connection.recovered",
+        /// Disconnect finished: credential destroyed, tombstone written.
+        ConnectionDeleted = "connection.deleted",
+        /// A sync run finished.
+        SyncCompleted = "sync.completed",
+        /// A sync run failed.
+        SyncFailed = "sync.failed",
+        /// A third-party webhook was stored.
+        WebhookReceived = "webhook.received",
     }
 }
 

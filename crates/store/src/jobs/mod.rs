@@ -5,45 +5,18 @@ use crate::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
 pub mod worker;
 pub use worker::{Clock, JobContext, JobError, JobHandler, Outcome, SystemClock, Worker, WorkerSettings};
 
-/// The kinds of job Patchbay runs, each with its payload type ([`JobPayload`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum JobKind {
-    /// Revoke at the provider, destroy the credential, tombstone ([`DisconnectPayload`]).
-    ConnectionDisconnect,
-    /// A new connection's first sync ([`SyncInitialPayload`]).
-    SyncInitial,
-}
-
-impl JobKind {
-    /// Every kind, in a stable order.
-    pub const ALL: [JobKind; 2] = [Self::ConnectionDisconnect, Self::SyncInitial];
-
-    /// The name stored in `job.kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ConnectionDisconnect => "connection.disconnect",
-            Self::SyncInitial => "sync.initial",
-        }
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown job kind `{s}`"))
+crate::text_enum! {
+    /// The kinds of job Patchbay runs, each with its payload type ([`JobPayload`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum JobKind as "job kind" {
+        /// Revoke at the provider, destroy the credential, tombstone ([`DisconnectPayload`]).
+        ConnectionDisconnect = "connection.disconnect",
+        /// A new connection's first sync ([`SyncInitialPayload`]).
+        SyncInitial = "sync.initial",
     }
 }
 
@@ -103,41 +76,16 @@ impl JobPayload for SyncInitialPayload {
     }
 }
 
-/// A job's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Dead,
-}
-
-impl JobStatus {
-    pub const ALL: [JobStatus; 5] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Dead];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Dead => "dead",
-        }
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| format!("unknown job status `{s}`"))
+crate::text_enum! {
+    /// A job's state.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum JobStatus as "job status" {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Dead = "dead",
     }
 }
 
