@@ -113,6 +113,18 @@ async fn confirmation_never_consumes_the_link(db: Db) {
     let after = w.connect.confirmation(&created.token, Utc::now()).await;
     assert!(matches!(after, Err(ConnectError::LinkUsed)), "a used link shows no confirmation");
     assert_eq!(w.google.authorize_requests().len(), 0, "nothing went to the provider");
+
+    // A link left unused past its lifetime: no page, no begin, and the app reads `expired`.
+    let late = Utc::now() + chrono::Duration::minutes(patchbay_connect::SESSION_TTL_MINUTES + 1);
+    let unused = w.connect.create_session(request(scope, alice.id, ProviderId::Google)).await.unwrap();
+    assert!(matches!(w.connect.confirmation(&unused.token, late).await, Err(ConnectError::LinkUsed)));
+    let stored = w.store.get_connect_session(scope, unused.session.id).await.unwrap();
+    assert_eq!(
+        w.connect.status(&stored, late).await,
+        SessionStatus::Failed { code: "expired".into(), connection_id: None }
+    );
+    assert_eq!(w.connect.status(&stored, Utc::now()).await, SessionStatus::Pending, "pending while valid");
+    assert!(matches!(w.connect.begin(&unused.token, late).await, Err(ConnectError::LinkUsed)));
 }
 both_stores!(confirmation_never_consumes_the_link);
 

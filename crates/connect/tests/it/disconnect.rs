@@ -251,3 +251,23 @@ async fn a_refresh_in_flight_finishes_before_the_disconnect_revokes(db: Db) {
     assert_gone(&w, scope, id, "connection.disconnected").await;
 }
 both_stores!(a_refresh_in_flight_finishes_before_the_disconnect_revokes);
+
+async fn reconnecting_while_the_old_row_is_disconnecting(db: Db) {
+    let Some(w) = World::new(db).await else { return };
+    let (scope, alice) = w.user("tenant-a", "alice").await;
+    let old = w.connected(scope, alice.id, ProviderId::Google, GOOGLE_SUB).await;
+    w.begin_disconnect(scope, old).await.unwrap();
+    // The user connects the same account again before the old row's job has run.
+    let new = w.connected(scope, alice.id, ProviderId::Google, GOOGLE_SUB).await;
+    assert_ne!(new, old, "a new connection, not the hidden one");
+    let new_refresh = w.stored_refresh_token(scope, new).await;
+
+    let ran = w.drain().await;
+    assert!(matches!(ran.as_slice(), [Outcome::Done { status: JobStatus::Succeeded, .. }]), "{ran:?}");
+    assert!(w.google.revocations().is_empty(), "Google keeps one grant per user and client: not revoked");
+    assert_gone(&w, scope, old, "connection.disconnected.grant_shared").await;
+    assert!(w.google.token_alive(&new_refresh), "the new connection's grant lives");
+    assert!(w.tokens.refresh(scope, new, ProviderId::Google, None).await.is_ok(), "and refreshes");
+    assert_eq!(w.store.get_connection(scope, new).await.unwrap().status, ConnectionStatus::Active);
+}
+both_stores!(reconnecting_while_the_old_row_is_disconnecting);
