@@ -1,6 +1,6 @@
 //! How the browser returns to the app after a callback, and how a polled session reads.
 
-use crate::{Connect, ConnectError};
+use crate::{Connect, ConnectError, STATE_TTL_MINUTES};
 use patchbay_store::{ConnectMode, ConnectOutcome, ConnectSession, ConnectionId, ConnectionStatus, TenantScope};
 use url::Url;
 
@@ -51,6 +51,10 @@ impl SessionStatus {
     }
 }
 
+fn expired() -> SessionStatus {
+    SessionStatus::Failed { code: "expired".into(), connection_id: None }
+}
+
 /// The browser's way back to the app for a finished callback.
 pub fn answer(session: &ConnectSession, outcome: &Result<ConnectionId, ConnectError>) -> Answer {
     let pairs = SessionStatus::of(outcome).pairs();
@@ -76,8 +80,10 @@ impl Connect {
     /// scopes reads as `insufficient_scope` with the connection id.
     pub async fn status(&self, session: &ConnectSession, now: chrono::DateTime<chrono::Utc>) -> SessionStatus {
         match &session.outcome {
-            None if session.consumed_at.is_none() && session.expires_at <= now => {
-                SessionStatus::Failed { code: "expired".into(), connection_id: None }
+            // Never opened in time, or opened and abandoned at the provider past the state's life.
+            None if session.consumed_at.is_none() && session.expires_at <= now => expired(),
+            None if session.consumed_at.is_some_and(|at| at + chrono::Duration::minutes(STATE_TTL_MINUTES) <= now) => {
+                expired()
             }
             None => SessionStatus::Pending,
             Some(ConnectOutcome::Failed(code)) => SessionStatus::Failed { code: code.clone(), connection_id: None },

@@ -125,6 +125,19 @@ async fn confirmation_never_consumes_the_link(db: Db) {
     );
     assert_eq!(w.connect.status(&stored, Utc::now()).await, SessionStatus::Pending, "pending while valid");
     assert!(matches!(w.connect.begin(&unused.token, late).await, Err(ConnectError::LinkUsed)));
+
+    // A link opened but abandoned at the provider: once its state has expired, the app reads
+    // `expired` instead of `pending` forever.
+    let abandoned = w.connect.create_session(request(scope, alice.id, ProviderId::Google)).await.unwrap();
+    w.connect.begin(&abandoned.token, Utc::now()).await.unwrap();
+    let stored = w.store.get_connect_session(scope, abandoned.session.id).await.unwrap();
+    assert_eq!(w.connect.status(&stored, Utc::now()).await, SessionStatus::Pending, "pending while at the provider");
+    let gone = Utc::now() + chrono::Duration::minutes(patchbay_connect::STATE_TTL_MINUTES + 1);
+    assert_eq!(
+        w.connect.status(&stored, gone).await,
+        SessionStatus::Failed { code: "expired".into(), connection_id: None },
+        "abandoned past the state's life"
+    );
 }
 both_stores!(confirmation_never_consumes_the_link);
 
