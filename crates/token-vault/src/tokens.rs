@@ -152,6 +152,23 @@ impl Tokens {
         self.refresh(scope, id, provider, Some(credential.version)).await
     }
 
+    /// Renews the token if it expires before `before`, however far that is beyond the refresh
+    /// margin (the refresh sweep renews ahead of time, so syncs never wait on a refresh).
+    /// Returns whether the token was due (renewed here, or by a sibling meanwhile).
+    pub async fn refresh_if_expiring(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        before: DateTime<Utc>,
+    ) -> Result<bool, TokenError> {
+        let credential = self.store.get_credential(scope, id).await.map_err(not_found)?;
+        if credential.access_expires_at.is_none_or(|at| at >= before) {
+            return Ok(false);
+        }
+        self.refresh(scope, id, credential.flow.provider(), Some(credential.version)).await?;
+        Ok(true)
+    }
+
     /// Refreshes unless someone already did after `seen_version` (then returns theirs).
     /// `seen_version: None` forces a refresh (after a provider 401).
     pub async fn refresh(

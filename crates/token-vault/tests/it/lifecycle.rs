@@ -15,7 +15,7 @@ use patchbay_oauth::{ProviderId, DEFAULT_REFRESH_MARGIN};
 use patchbay_store::{ConnectionId, ConnectionStatus, CredentialStore, OAuthState, StoreError, TokenFlow};
 use patchbay_testkit::conformance::{new_session, tenant_with_user};
 use patchbay_token_vault::keys::{self, KeyCount, KeyError, RotateProgress};
-use patchbay_token_vault::{Aad, Purpose, TokenError, Tokens, VaultError};
+use patchbay_token_vault::{Aad, Purpose, RefreshSweep, SweepReport, TokenError, Tokens, VaultError};
 use secrecy::SecretString;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,6 +58,7 @@ on_both_stores!(
     concurrent_monday_refreshes_on_two_instances_never_present_a_refresh_token_twice,
     key_rotation_racing_a_held_monday_refresh_keeps_the_rotated_refresh_token,
     retiring_a_key_waits_for_the_pending_connects_sealed_under_it,
+    the_refresh_sweep_renews_exactly_the_tokens_expiring_within_its_horizon,
 );
 
 fn margin() -> chrono::Duration {
@@ -357,4 +358,41 @@ async fn retiring_a_key_waits_for_the_pending_connects_sealed_under_it(w: World)
     assert_eq!(keys::key_usage(store).await.unwrap().get(&K1), None);
     let primary = keys::check_retire(store, &ring, K2).await;
     assert!(matches!(primary, Err(KeyError::Primary(K2))), "{primary:?}");
+}
+
+/// One sweep step renews exactly the tokens that expire before `now + horizon` — including
+/// those still outside the refresh margin — and leaves the others (and never-expiring legacy
+/// tokens) alone. `step(now)` judges by the `now` it is given.
+async fn the_refresh_sweep_renews_exactly_the_tokens_expiring_within_its_horizon(w: World) {
+    let tokens = w.tokens(&[K1], "sweeper");
+    let horizon = chrono::Duration::minutes(15);
+    let mut seeded = Vec::new();
+    for (sub, expires_in) in [("g-due", 60), ("g-soon", 600), ("g-later", 3599)] {
+        let set = w.google_grant(sub, expires_in).await;
+        let at = w.seed(&tokens, &format!("org:{sub}"), TokenFlow::Google, &set).await;
+        seeded.push((refresh_text(&set).to_owned(), at));
+    }
+    let legacy = w.seed(&tokens, "org:legacy", TokenFlow::MondayLegacy, &w.monday_legacy_grant()).await;
+    let store: Arc<dyn CredentialStore> = w.store.clone();
+    let sweep = RefreshSweep::new(store, tokens.clone(), horizon);
+
+    let start = Utc::now();
+    assert_eq!(sweep.step(start).await, SweepReport { refreshed: 2, failed: 0 });
+    let calls: Vec<usize> = seeded.iter().map(|(rt, _)| w.google.refresh_calls(rt)).collect();
+    assert_eq!(calls, [1, 1, 0], "the 1-minute and 10-minute tokens are renewed, the 1-hour one is not");
+    for (i, (_, at)) in seeded.iter().enumerate() {
+        let (credential, stored) = w.stored(&tokens, *at).await;
+        assert_eq!(credential.version, at.version + calls[i] as i64, "token {i}");
+        assert!(expires_after(&stored, start + horizon), "token {i} now lasts beyond the horizon");
+    }
+    assert_eq!(w.stored(&tokens, legacy).await.0.version, legacy.version, "legacy tokens are never swept");
+    assert_eq!(w.monday.refresh_calls() + w.monday.token_calls("legacy"), 0);
+
+    assert_eq!(sweep.step(Utc::now()).await, SweepReport::default(), "nothing is due right after");
+    assert_eq!(w.google.token_calls("refresh_token"), 2);
+
+    // A step dated 50 minutes on finds all three (now 1-hour) tokens within its horizon.
+    assert_eq!(sweep.step(Utc::now() + chrono::Duration::minutes(50)).await, SweepReport { refreshed: 3, failed: 0 });
+    let calls: Vec<usize> = seeded.iter().map(|(rt, _)| w.google.refresh_calls(rt)).collect();
+    assert_eq!(calls, [2, 2, 1]);
 }
