@@ -244,12 +244,20 @@ impl Tokens {
                 self.store.release_refresh_lease(id, &self.owner).await?;
                 match error.class() {
                     ErrorClass::Terminal => {
-                        // A sibling may have rotated the refresh token a moment ago: re-read once
-                        // before declaring the grant dead.
+                        // A sibling may have rotated the refresh token (or a reconnect stored a
+                        // new grant) a moment ago: re-read once before declaring the grant dead.
+                        // Only another refresh token counts — a changed version alone may be a
+                        // re-encryption (`vault rotate`) of this same dead grant.
                         let now_stored = self.store.get_credential(scope, id).await.map_err(not_found)?;
                         if now_stored.version != credential.version {
-                            let set = self.open(&now_stored)?;
-                            return Ok(set.access_token);
+                            let stored = self.open(&now_stored)?;
+                            let same_grant = stored
+                                .refresh_token
+                                .as_ref()
+                                .is_some_and(|t| t.expose_secret() == refresh_token.expose_secret());
+                            if !same_grant {
+                                return Ok(stored.access_token);
+                            }
                         }
                         self.mark_dead(scope, id, ConnectionStatus::NeedsReauth, error.reason()).await
                     }

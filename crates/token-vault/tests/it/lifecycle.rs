@@ -18,6 +18,7 @@ use patchbay_token_vault::keys::{self, KeyCount, KeyError, RotateProgress};
 use patchbay_token_vault::{Aad, Purpose, RefreshSweep, SweepReport, TokenError, Tokens, VaultError};
 use secrecy::SecretString;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use support::{expires_after, refresh_text, text, Seeded, World};
 
@@ -53,6 +54,7 @@ on_both_stores!(
     twenty_concurrent_calls_on_an_expired_google_token_refresh_once,
     two_instances_sharing_a_store_refresh_an_expired_token_once,
     a_dead_google_grant_needs_reauth_after_one_refresh_attempt,
+    a_dead_grant_is_declared_dead_even_when_a_rewrap_lands_after_the_failed_refresh,
     a_monday_legacy_grant_has_nothing_to_refresh_with_and_needs_reauth,
     monday_rotated_refresh_tokens_are_stored_and_each_is_presented_once,
     concurrent_monday_refreshes_on_two_instances_never_present_a_refresh_token_twice,
@@ -183,6 +185,28 @@ async fn a_dead_google_grant_needs_reauth_after_one_refresh_attempt(w: World) {
     let again = tokens.fresh_access_token(at.scope, at.id).await;
     assert!(matches!(again, Err(TokenError::NotFound)), "{again:?}");
     assert_eq!(w.google.token_calls("refresh_token"), 1, "a dead connection is not refreshed again");
+}
+
+/// The re-read before declaring a grant dead must tell a newer grant from a re-encryption of
+/// the same one: a `vault rotate` rewrap landing right after the failed refresh changes the
+/// row's version but not its (dead) refresh token.
+async fn a_dead_grant_is_declared_dead_even_when_a_rewrap_lands_after_the_failed_refresh(w: World) {
+    let tokens = w.tokens(&[K1, K2], "instance-a");
+    let set = w.google_grant("g-erin", 60).await;
+    let at = w.seed(&tokens, "org:erin", TokenFlow::Google, &set).await;
+    w.google.kill_refresh_tokens_of("g-erin");
+    let moved = Arc::new(AtomicI64::new(0));
+    let (store, counter) = (w.store.clone(), moved.clone());
+    w.store.after_next_release(Box::pin(async move {
+        let done = keys::rotate(&*store, &vault(&[K2, K1]), 10, |_, _| {}).await.expect("rotate");
+        counter.store(done, Ordering::SeqCst);
+    }));
+
+    let result = tokens.fresh_access_token(at.scope, at.id).await;
+    assert_eq!(moved.load(Ordering::SeqCst), 1, "the rewrap landed between the failed refresh and the re-read");
+    assert!(matches!(&result, Err(TokenError::NeedsReauth(reason)) if reason == "invalid_grant"), "{result:?}");
+    assert_eq!(w.google.token_calls("refresh_token"), 1);
+    assert_dead(&w, at, ConnectionStatus::NeedsReauth, "invalid_grant", "connection.needs_reauth").await;
 }
 
 /// monday.com legacy tokens never expire and carry no refresh token. They are served as they

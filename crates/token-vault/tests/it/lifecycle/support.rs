@@ -4,10 +4,12 @@
 //! real code exchange), so no Patchbay HTTP server is involved.
 //!
 //! The store is wrapped in [`Observed`], which delegates every call and records refresh-lease
-//! attempts (so a test can wait until another instance was refused the lease).
+//! attempts (so a test can wait until another instance was refused the lease) and can run one
+//! injected action right after a lease is given back (to land a concurrent write exactly there).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use patchbay_oauth::{
     new_state, MondayFlow, OAuthClient, OutboundClient, Pkce, ProviderConfig, ProviderId, Registry, TokenSet,
 };
@@ -17,7 +19,7 @@ use patchbay_testkit::db::{postgres_store, sqlite_store, TempDirGuard};
 use patchbay_testkit::fakes::{FakeGoogle, FakeMonday};
 use patchbay_token_vault::Tokens;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use url::Url;
 
@@ -204,16 +206,20 @@ pub fn expires_after(set: &TokenSet, at: DateTime<Utc>) -> bool {
     set.expires_at.is_some_and(|e| e > at)
 }
 
+type Action = BoxFuture<'static, ()>;
+
 /// A store that delegates everything and observes refresh leases.
 pub struct Observed {
     pub inner: Arc<dyn Store>,
     /// Every `try_lease_refresh`: (owner, granted), in order.
     leases: watch::Sender<Vec<(String, bool)>>,
+    /// Runs once, right after the next `release_refresh_lease`.
+    after_release: Mutex<Option<Action>>,
 }
 
 impl Observed {
     fn new(inner: Arc<dyn Store>) -> Self {
-        Observed { inner, leases: watch::Sender::new(Vec::new()) }
+        Observed { inner, leases: watch::Sender::new(Vec::new()), after_release: Mutex::new(None) }
     }
 
     /// Resolves once `owner` has been refused the refresh lease at least once.
@@ -225,6 +231,11 @@ impl Observed {
     /// Every lease attempt so far.
     pub fn lease_attempts(&self) -> Vec<(String, bool)> {
         self.leases.borrow().clone()
+    }
+
+    /// Runs `action` right after the next lease release (before the caller sees it return).
+    pub fn after_next_release(&self, action: Action) {
+        *self.after_release.lock().unwrap() = Some(action);
     }
 }
 
@@ -266,7 +277,12 @@ impl CredentialStore for Observed {
         self.inner.store_refreshed(connection_id, expected_version, credential, now).await
     }
     async fn release_refresh_lease(&self, connection_id: ConnectionId, owner: &str) -> StoreResult<()> {
-        self.inner.release_refresh_lease(connection_id, owner).await
+        self.inner.release_refresh_lease(connection_id, owner).await?;
+        let action = self.after_release.lock().unwrap().take();
+        if let Some(action) = action {
+            action.await;
+        }
+        Ok(())
     }
     async fn set_connection_status(
         &self,
