@@ -55,6 +55,7 @@ on_both_stores!(
     two_instances_sharing_a_store_refresh_an_expired_token_once,
     a_dead_google_grant_needs_reauth_after_one_refresh_attempt,
     a_dead_grant_is_declared_dead_even_when_a_rewrap_lands_after_the_failed_refresh,
+    a_reconnect_during_a_failing_refresh_wins_over_the_dead_grant,
     a_monday_legacy_grant_has_nothing_to_refresh_with_and_needs_reauth,
     monday_rotated_refresh_tokens_are_stored_and_each_is_presented_once,
     concurrent_monday_refreshes_on_two_instances_never_present_a_refresh_token_twice,
@@ -207,6 +208,32 @@ async fn a_dead_grant_is_declared_dead_even_when_a_rewrap_lands_after_the_failed
     assert!(matches!(&result, Err(TokenError::NeedsReauth(reason)) if reason == "invalid_grant"), "{result:?}");
     assert_eq!(w.google.token_calls("refresh_token"), 1);
     assert_dead(&w, at, ConnectionStatus::NeedsReauth, "invalid_grant", "connection.needs_reauth").await;
+}
+
+/// The other side of that re-read: a reconnect that stores a new grant while the old grant's
+/// refresh is failing at the provider wins — the caller gets the new grant's token and the
+/// connection stays active.
+async fn a_reconnect_during_a_failing_refresh_wins_over_the_dead_grant(w: World) {
+    let tokens = w.tokens(&[K1], "instance-a");
+    let set = w.google_grant("g-frank", 60).await;
+    let at = w.seed(&tokens, "org:frank", TokenFlow::Google, &set).await;
+
+    let gate = w.google.hold_refreshes();
+    let refresh = tokio::spawn(Call::Fresh.run(tokens.clone(), at));
+    gate.arrived().await;
+    w.google.kill_refresh_tokens_of("g-frank");
+    let renewed = w.google_consent("g-frank", 3599).await;
+    w.reconnect(&tokens, "org:frank", at, TokenFlow::Google, &renewed).await;
+    gate.release();
+
+    let token = refresh.await.unwrap().expect("the new grant's token");
+    assert_eq!(w.google.token_calls("refresh_token"), 1, "the old grant's one failed refresh");
+    assert!(text(&token) == text(&renewed.access_token), "the reconnect's access token");
+    let (credential, stored) = w.stored(&tokens, at).await;
+    assert_eq!(credential.version, at.version + 1, "the reconnect's write only");
+    assert!(refresh_text(&stored) == refresh_text(&renewed), "the new grant is kept");
+    assert_eq!(w.connection(at).await.status, ConnectionStatus::Active);
+    assert!(!w.events(at.scope).await.iter().any(|e| e == "connection.needs_reauth"));
 }
 
 /// monday.com legacy tokens never expire and carry no refresh token. They are served as they

@@ -114,6 +114,11 @@ impl World {
     /// expires in `expires_in` seconds at the fake and in the set.
     pub async fn google_grant(&self, sub: &str, expires_in: u64) -> TokenSet {
         self.google.add_user(sub, &format!("{sub}@gmail.test"));
+        self.google_consent(sub, expires_in).await
+    }
+
+    /// Like [`World::google_grant`] for a user already registered (a new consent: a new grant).
+    pub async fn google_consent(&self, sub: &str, expires_in: u64) -> TokenSet {
         self.google.set_expires_in(expires_in);
         let set = self.exchange(ProviderId::Google, |url| self.google.authorize_headless(url, sub)).await;
         self.google.set_expires_in(3599);
@@ -164,6 +169,15 @@ impl World {
         let connection = self.store.save_grant(new).await.expect("save the grant");
         let version = self.store.get_credential(scope, connection.id).await.expect("the seeded credential").version;
         Seeded { scope, id: connection.id, version }
+    }
+
+    /// A reconnect: saves `set` onto the connection `seed(.., org, ..)` created.
+    pub async fn reconnect(&self, tokens: &Tokens, org: &str, at: Seeded, flow: TokenFlow, set: &TokenSet) {
+        let (_, user) = tenant_with_user(&*self.store.inner, org).await;
+        let mut again = grant(&user, &format!("{org}-account"), Some(at.id), Utc::now());
+        again.provider = flow.provider();
+        again.credential = tokens.seal(user.tenant_id, at.id, flow, set);
+        self.store.save_grant(again).await.expect("save the reconnect");
     }
 
     /// The stored credential and its token set, opened by `tokens`.
