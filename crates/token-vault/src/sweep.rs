@@ -6,6 +6,7 @@ use crate::tokens::Tokens;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use patchbay_store::CredentialStore;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +45,16 @@ impl RefreshSweep {
     /// would be retried at once; the next step, or the first use, takes them again.
     pub async fn step(&self, now: DateTime<Utc>) -> SweepReport {
         let mut report = SweepReport::default();
+        // Due means expiring before this instant, for listing and renewing alike:
+        // `fresh_access_token` would renew only within the refresh margin of the wall clock,
+        // leaving every token due between the margin and the horizon (and any step dated
+        // ahead) untouched while counting it as refreshed.
+        let before = now + self.horizon;
+        // A token whose new lifetime is shorter than the horizon is listed again: renew each
+        // row at most once per step.
+        let mut seen = HashSet::new();
         for _ in 0..MAX_BATCHES_PER_STEP {
-            let due = match self.store.credentials_expiring(now + self.horizon, BATCH).await {
+            let due = match self.store.credentials_expiring(before, BATCH).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "refresh sweep could not list expiring credentials");
@@ -53,18 +62,25 @@ impl RefreshSweep {
                 }
             };
             let full = due.len() == BATCH as usize;
+            let due: Vec<_> = due.into_iter().filter(|(_, id)| seen.insert(*id)).collect();
+            if due.is_empty() {
+                break;
+            }
             let (refreshed, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
             futures::stream::iter(due)
                 .for_each_concurrent(CONCURRENCY, |(scope, id)| {
                     let (refreshed, failed) = (&refreshed, &failed);
                     async move {
-                        match self.tokens.fresh_access_token(scope, id).await {
-                            Ok(_) => refreshed.fetch_add(1, Ordering::Relaxed),
+                        match self.tokens.refresh_if_expiring(scope, id, before).await {
+                            Ok(true) => {
+                                refreshed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(false) => {}
                             Err(e) => {
                                 tracing::warn!(connection = %id, error = %e, "refresh sweep: refresh failed");
-                                failed.fetch_add(1, Ordering::Relaxed)
+                                failed.fetch_add(1, Ordering::Relaxed);
                             }
-                        };
+                        }
                     }
                 })
                 .await;

@@ -152,6 +152,23 @@ impl Tokens {
         self.refresh(scope, id, provider, Some(credential.version)).await
     }
 
+    /// Renews the token if it expires before `before`, however far that is beyond the refresh
+    /// margin (the refresh sweep renews ahead of time, so syncs never wait on a refresh).
+    /// Returns whether the token was due (renewed here, or by a sibling meanwhile).
+    pub async fn refresh_if_expiring(
+        &self,
+        scope: TenantScope,
+        id: ConnectionId,
+        before: DateTime<Utc>,
+    ) -> Result<bool, TokenError> {
+        let credential = self.store.get_credential(scope, id).await.map_err(not_found)?;
+        if credential.access_expires_at.is_none_or(|at| at >= before) {
+            return Ok(false);
+        }
+        self.refresh(scope, id, credential.flow.provider(), Some(credential.version)).await?;
+        Ok(true)
+    }
+
     /// Refreshes unless someone already did after `seen_version` (then returns theirs).
     /// `seen_version: None` forces a refresh (after a provider 401).
     pub async fn refresh(
@@ -227,12 +244,20 @@ impl Tokens {
                 self.store.release_refresh_lease(id, &self.owner).await?;
                 match error.class() {
                     ErrorClass::Terminal => {
-                        // A sibling may have rotated the refresh token a moment ago: re-read once
-                        // before declaring the grant dead.
+                        // A sibling may have rotated the refresh token (or a reconnect stored a
+                        // new grant) a moment ago: re-read once before declaring the grant dead.
+                        // Only another refresh token counts — a changed version alone may be a
+                        // re-encryption (`vault rotate`) of this same dead grant.
                         let now_stored = self.store.get_credential(scope, id).await.map_err(not_found)?;
                         if now_stored.version != credential.version {
-                            let set = self.open(&now_stored)?;
-                            return Ok(set.access_token);
+                            let stored = self.open(&now_stored)?;
+                            let same_grant = stored
+                                .refresh_token
+                                .as_ref()
+                                .is_some_and(|t| t.expose_secret() == refresh_token.expose_secret());
+                            if !same_grant {
+                                return Ok(stored.access_token);
+                            }
                         }
                         self.mark_dead(scope, id, ConnectionStatus::NeedsReauth, error.reason()).await
                     }

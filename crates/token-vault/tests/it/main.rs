@@ -1,6 +1,7 @@
 //! Integration tests of the token vault through its public API only.
 
 mod binding;
+mod lifecycle;
 mod redaction;
 mod robustness;
 mod rotation;
