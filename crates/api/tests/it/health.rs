@@ -95,7 +95,8 @@ async fn shutdown_turns_readyz_503_first_then_drains_and_gives_leases_back() {
     assert!(saw_503, "readiness reports 503 during the drain delay, while still serving");
     app.wait_stopped().await;
     assert!(started.elapsed() < Duration::from_secs(10), "shutdown is bounded");
-    assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "the listener is closed");
+    let refused = app.client.get(app.url("/healthz")).send().await;
+    assert!(refused.is_err_and(|e| e.is_connect()), "the listener is closed");
     // Shutdown gave the lease back (attempt refunded) and deregistered the instance.
     drop(store);
     let url = format!("sqlite://{}/patchbay.db", app.data_dir.display());

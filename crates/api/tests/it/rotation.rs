@@ -50,7 +50,8 @@ async fn rotation_story(db: Db) {
     // Deploy 1: k2 added second (k1 still encrypts). Deploy 2: k2 first.
     let second = format!("{VAULT_KEYS},{K2}");
     let first = format!("{K2},{VAULT_KEYS}");
-    assert!(retire(&store, &ring(&first), 1).await.is_err(), "retiring k1 is refused while rows use it");
+    let refused = retire(&store, &ring(&first), 1).await.expect_err("retiring k1 is refused while rows use it");
+    assert!(refused.to_string().contains("key 1 still encrypts 13 credentials"), "names what still uses it: {refused}");
     let state = &w.app.state;
     let registry = state.settings.providers.registry.clone();
     let old_fleet = Arc::new(Tokens::new(
