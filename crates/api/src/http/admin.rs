@@ -5,7 +5,7 @@ use super::client_ip::ClientAddr;
 use super::connections::ConnectionOut;
 use super::extract::ApiQuery;
 use super::middleware::RequestId;
-use super::pagination::{ListOut, ListQuery};
+use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::Operator;
 use crate::state::AppState;
@@ -40,7 +40,7 @@ async fn list_all_connections(
     Extension(request_id): Extension<RequestId>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListOut<FleetConnectionOut>>, ApiError> {
-    let page = state.store.list_all_connections(query.page()?).await?;
+    let page = state.store.list_all_connections(query.page(List::AdminConnections)?).await?;
     state
         .store
         .record_audit(NewAuditEvent {
@@ -52,7 +52,7 @@ async fn list_all_connections(
             ip: client.audit(),
         })
         .await?;
-    Ok(Json(ListOut::from_page(page, |c| FleetConnectionOut {
+    Ok(Json(ListOut::from_page(List::AdminConnections, page, |c| FleetConnectionOut {
         tenant_id: c.tenant_id.to_string(),
         connection: c.into(),
     })))

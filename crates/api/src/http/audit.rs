@@ -1,7 +1,7 @@
 //! `GET /v1/audit-events`: the tenant's audit log (tenant admins).
 
 use super::extract::ApiQuery;
-use super::pagination::{ListOut, ListQuery};
+use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal};
 use crate::state::AppState;
@@ -53,6 +53,6 @@ async fn list_audit_events(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListOut<AuditEventOut>>, ApiError> {
     principal.require(Need::Admin)?;
-    let page = state.store.list_audit_events(principal.scope(), query.page()?).await?;
-    Ok(Json(ListOut::from_page(page, AuditEventOut::from)))
+    let page = state.store.list_audit_events(principal.scope(), query.page(List::AuditEvents)?).await?;
+    Ok(Json(ListOut::from_page(List::AuditEvents, page, AuditEventOut::from)))
 }

@@ -3,7 +3,7 @@
 use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
 use super::middleware::RequestId;
-use super::pagination::{ListOut, ListQuery};
+use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal};
 use crate::state::AppState;
@@ -73,8 +73,8 @@ async fn list_connections(
 ) -> Result<Json<ListOut<ConnectionOut>>, ApiError> {
     principal.require(Need::Read)?;
     let filter = ConnectionFilter { user_id: principal.own_user() };
-    let page = state.store.list_connections(principal.scope(), filter, query.page()?).await?;
-    Ok(Json(ListOut::from_page(page, ConnectionOut::from)))
+    let page = state.store.list_connections(principal.scope(), filter, query.page(List::Connections)?).await?;
+    Ok(Json(ListOut::from_page(List::Connections, page, ConnectionOut::from)))
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections",
