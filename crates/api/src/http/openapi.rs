@@ -23,7 +23,7 @@ use utoipa::{OpenApi, ToSchema};
 Every error is RFC 9457 problem details (`application/problem+json`) with a stable `code` \
 (listed in the `ProblemCode` schema) and `type` = `urn:patchbay:problem:<code>`, except the \
 browser routes' own error pages (HTML) and the `/readyz` answer."),
-    components(schemas(Problem, ProblemCode)),
+    components(schemas(Problem, ProblemCode, ConnectModeSchema)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "identity", description = "Who is calling"),
