@@ -5,7 +5,7 @@ use super::client_ip::ClientAddr;
 use super::connections::ConnectionOut;
 use super::extract::ApiQuery;
 use super::middleware::RequestId;
-use super::pagination::{ListOut, ListQuery};
+use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::Operator;
 use crate::state::AppState;
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A connection seen by the operator: which tenant it belongs to, and its state.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FleetConnectionOut {
+    #[schema(format = Uuid)]
     pub tenant_id: String,
     #[serde(flatten)]
     pub connection: ConnectionOut,
@@ -31,8 +32,10 @@ pub struct FleetConnectionOut {
 
 #[utoipa::path(get, path = "/admin/v1/connections", tag = "admin", params(ListQuery),
     security(("operator_token" = [])),
-    responses((status = 200, body = ListOut<FleetConnectionOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of every tenant's connections", body = ListOut<FleetConnectionOut>),
+        (status = 400, description = "`invalid_query`: `limit` is 0 or not a number, or `cursor` is not one this list returned", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no operator token, or not one of PATCHBAY_ADMIN_TOKENS", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: the admin API is off (PATCHBAY_ADMIN_TOKENS is unset)", body = Problem, content_type = "application/problem+json")))]
 async fn list_all_connections(
     State(state): State<AppState>,
     operator: Operator,
@@ -40,7 +43,7 @@ async fn list_all_connections(
     Extension(request_id): Extension<RequestId>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListOut<FleetConnectionOut>>, ApiError> {
-    let page = state.store.list_all_connections(query.page()?).await?;
+    let page = state.store.list_all_connections(query.page(List::AdminConnections)?).await?;
     state
         .store
         .record_audit(NewAuditEvent {
@@ -52,7 +55,7 @@ async fn list_all_connections(
             ip: client.audit(),
         })
         .await?;
-    Ok(Json(ListOut::from_page(page, |c| FleetConnectionOut {
+    Ok(Json(ListOut::from_page(List::AdminConnections, page, |c| FleetConnectionOut {
         tenant_id: c.tenant_id.to_string(),
         connection: c.into(),
     })))

@@ -1,7 +1,7 @@
 //! `GET /v1/audit-events`: the tenant's audit log (tenant admins).
 
 use super::extract::ApiQuery;
-use super::pagination::{ListOut, ListQuery};
+use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal};
 use crate::state::AppState;
@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// One audit record.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventOut {
+    #[schema(format = Uuid)]
     pub id: String,
     pub actor: String,
     pub action: String,
@@ -45,14 +46,16 @@ impl From<AuditEvent> for AuditEventOut {
 }
 
 #[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(ListQuery),
-    responses((status = 200, body = ListOut<AuditEventOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the tenant's audit log", body = ListOut<AuditEventOut>),
+        (status = 400, description = "`invalid_query`: `limit` is 0 or not a number, or `cursor` is not one this list returned", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: a user without the tenant admin role; `insufficient_scope`: an API key without the `admin` scope", body = Problem, content_type = "application/problem+json")))]
 async fn list_audit_events(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListOut<AuditEventOut>>, ApiError> {
     principal.require(Need::Admin)?;
-    let page = state.store.list_audit_events(principal.scope(), query.page()?).await?;
-    Ok(Json(ListOut::from_page(page, AuditEventOut::from)))
+    let page = state.store.list_audit_events(principal.scope(), query.page(List::AuditEvents)?).await?;
+    Ok(Json(ListOut::from_page(List::AuditEvents, page, AuditEventOut::from)))
 }

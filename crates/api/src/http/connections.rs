@@ -3,7 +3,8 @@
 use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
 use super::middleware::RequestId;
-use super::pagination::{ListOut, ListQuery};
+use super::openapi::{ConnectionStatusSchema, ProviderSchema};
+use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal};
 use crate::state::AppState;
@@ -27,10 +28,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A connection: status, account and scopes — never a token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionOut {
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(format = Uuid)]
     pub user_id: String,
+    #[schema(value_type = ProviderSchema)]
     pub provider: String,
-    #[schema(value_type = String, example = "active")]
+    #[schema(value_type = ConnectionStatusSchema, example = "active")]
     pub status: ConnectionStatus,
     pub status_reason: Option<String>,
     pub provider_account_id: String,
@@ -64,8 +68,10 @@ impl From<Connection> for ConnectionOut {
 }
 
 #[utoipa::path(get, path = "/v1/connections", tag = "connections", params(ListQuery),
-    responses((status = 200, body = ListOut<ConnectionOut>), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "One page of the caller's connections (the tenant's, for admins and API keys)", body = ListOut<ConnectionOut>),
+        (status = 400, description = "`invalid_query`: `limit` is 0 or not a number, or `cursor` is not one this list returned", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`: an API key without the `read` scope", body = Problem, content_type = "application/problem+json")))]
 async fn list_connections(
     State(state): State<AppState>,
     principal: Principal,
@@ -73,14 +79,17 @@ async fn list_connections(
 ) -> Result<Json<ListOut<ConnectionOut>>, ApiError> {
     principal.require(Need::Read)?;
     let filter = ConnectionFilter { user_id: principal.own_user() };
-    let page = state.store.list_connections(principal.scope(), filter, query.page()?).await?;
-    Ok(Json(ListOut::from_page(page, ConnectionOut::from)))
+    let page = state.store.list_connections(principal.scope(), filter, query.page(List::Connections)?).await?;
+    Ok(Json(ListOut::from_page(List::Connections, page, ConnectionOut::from)))
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = ConnectionOut), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("id" = String, Path, format = Uuid, description = "Connection id")),
+    responses((status = 200, description = "The connection", body = ConnectionOut),
+        (status = 400, description = "`invalid_path`: `id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`: an API key without the `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such connection for this caller (another tenant's or user's id included)", body = Problem, content_type = "application/problem+json")))]
 async fn get_connection(
     State(state): State<AppState>,
     principal: Principal,
@@ -98,16 +107,20 @@ async fn get_connection(
 /// A disconnect in progress.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DisconnectOut {
+    #[schema(format = Uuid)]
     pub id: String,
     /// Always `disconnecting`: the connection is hidden at once, cleaned up by a job.
+    #[schema(value_type = String, pattern = "^disconnecting$", example = "disconnecting")]
     pub status: &'static str,
 }
 
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
-    responses((status = 202, body = DisconnectOut), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("id" = String, Path, format = Uuid, description = "Connection id")),
+    responses((status = 202, description = "Disconnect accepted; a job cleans up", body = DisconnectOut),
+        (status = 400, description = "`invalid_path`: `id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`: an API key without the `write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such connection for this caller (another tenant's or user's id included)", body = Problem, content_type = "application/problem+json")))]
 async fn delete_connection(
     State(state): State<AppState>,
     principal: Principal,

@@ -4,8 +4,9 @@
 use super::problem::{ApiError, ProblemCode};
 use crate::auth::{short, Operator, Principal};
 use crate::state::AppState;
+use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 
@@ -19,10 +20,27 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-/// `axum::extract::Path` with problem-details rejections.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// `axum::extract::Path` with problem-details rejections that name the parameter but never
+/// echo its value (a malformed id may be anything a client pasted, up to the URI limit).
 pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let template = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned());
+                Err(path_rejection(&rejection, template.as_deref()))
+            }
+        }
+    }
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -41,10 +59,32 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        // A malformed id names no existing resource: say which parameter, not whether it exists.
-        ApiError::new(ProblemCode::InvalidPath, rejection.body_text())
+/// A malformed id names no existing resource: say which parameter, not whether it exists, and
+/// not what was sent.
+fn path_rejection(rejection: &PathRejection, template: Option<&str>) -> ApiError {
+    let PathRejection::FailedToDeserializePathParams(failed) = rejection else {
+        return ApiError::internal(rejection.body_text());
+    };
+    let key = match failed.kind() {
+        ErrorKind::ParseErrorAtKey { key, .. }
+        | ErrorKind::DeserializeError { key, .. }
+        | ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+        // A route with one parameter deserializes it without its name: take it from the template.
+        _ => template.and_then(single_parameter),
+    };
+    let detail = match key {
+        Some(key) => format!("path parameter `{key}` is malformed: ids in paths are UUIDs"),
+        None => "a path parameter is malformed: ids in paths are UUIDs".to_owned(),
+    };
+    ApiError::new(ProblemCode::InvalidPath, detail)
+}
+
+/// The name of the only `{parameter}` of a route template.
+fn single_parameter(template: &str) -> Option<String> {
+    let mut names = template.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'));
+    match (names.next(), names.next()) {
+        (Some(name), None) => Some(name.trim_start_matches('*').to_owned()),
+        _ => None,
     }
 }
 

@@ -29,7 +29,7 @@ pub struct ReadyOut {
 }
 
 /// The process is alive (no I/O).
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = LiveOut)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = LiveOut)))]
 async fn healthz() -> Json<LiveOut> {
     Json(LiveOut { status: "ok" })
 }
@@ -37,7 +37,8 @@ async fn healthz() -> Json<LiveOut> {
 /// Whether this instance should receive traffic: 503 when the database is unreachable or the
 /// instance is draining. Cached for about a second.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, body = ReadyOut), (status = 503, body = ReadyOut)))]
+    responses((status = 200, description = "Healthy or degraded", body = ReadyOut),
+        (status = 503, description = "Unhealthy or draining (the readiness document, not a problem)", body = ReadyOut)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyOut>) {
     let probe = state.readiness.cached(state.store.as_ref()).await;
     let code = if probe.status == HealthStatus::Unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };

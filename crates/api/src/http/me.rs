@@ -1,5 +1,6 @@
 //! `GET /v1/me`: who is calling, as Patchbay sees it.
 
+use super::openapi::ApiKeyScopeSchema;
 use super::problem::Problem;
 use crate::auth::{Principal, PrincipalKind};
 use crate::state::AppState;
@@ -17,15 +18,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The caller as Patchbay sees it: the internal ids, and who the credential names.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeOut {
+    #[schema(format = Uuid)]
     pub tenant_id: String,
     /// The tenant's external key, for end users: `org:<tenant claim>` in claim mode, else
     /// `user:<iss>|<sub>`.
     #[schema(example = "org:acme")]
     pub tenant_key: Option<String>,
     /// `user` (an end user), `admin` (a tenant admin) or `api_key`.
-    #[schema(example = "user")]
+    #[schema(value_type = Role, example = "user")]
     pub role: String,
     /// Set for end users.
+    #[schema(format = Uuid)]
     pub user_id: Option<String>,
     /// Set for end users: who their token names.
     pub user: Option<UserOut>,
@@ -45,15 +48,26 @@ pub struct UserOut {
 /// An API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyOut {
+    #[schema(format = Uuid)]
     pub id: String,
     pub name: String,
     /// Any of `read`, `connect`, `write`, `admin`.
+    #[schema(value_type = Vec<ApiKeyScopeSchema>)]
     pub scopes: Vec<String>,
 }
 
+/// What the caller is to Patchbay.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+    ApiKey,
+}
+
 #[utoipa::path(get, path = "/v1/me", tag = "identity",
-    responses((status = 200, body = MeOut), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The caller", body = MeOut),
+        (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json")))]
 async fn get_me(principal: Principal) -> Json<MeOut> {
     let tenant_id = principal.tenant_id.to_string();
     Json(match principal.kind {

@@ -1,12 +1,12 @@
-//! Layers every response passes through: request ids, security headers, problem details for
-//! errors produced outside handlers (404, 405, 408, 413, 429 from layers), JSON charset, and
-//! HTTP metrics by route template.
+//! Layers every response passes through: request ids, security headers, limits on the request
+//! head (414, 431), problem details for errors produced outside handlers (404, 405, 408, 413,
+//! 429 from layers), JSON charset, and HTTP metrics by route template.
 
-use super::problem::{problem_response, ProblemCode, PROBLEM_JSON};
+use super::problem::{problem_response, ApiError, ProblemCode, PROBLEM_JSON};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
 /// The request id header, set on every response.
@@ -32,6 +32,37 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     response
+}
+
+/// The longest request target (path and query) answered normally, in bytes; longer ones answer
+/// 414 `uri_too_long`. Hyper refuses targets over 65 534 bytes itself with a bare 414, so this
+/// limit, well below it, is the one clients meet.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The largest header section answered normally, in bytes, counted as on the wire (`name: value`
+/// plus CRLF per field); larger ones answer 431 `headers_too_large`. Hyper refuses a request
+/// head over about 408 KiB, or with more than 100 header fields, itself with a bare 431: this
+/// limit is well below the first; the second is hyper's alone.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses a request whose target or headers exceed [`MAX_URI_BYTES`] / [`MAX_HEADER_BYTES`]
+/// with problem details, before any handler, rate limiter or authentication sees it.
+pub async fn limit_request_head(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let uri_bytes = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        let detail = format!("the request target is {uri_bytes} bytes; the limit is {MAX_URI_BYTES}");
+        return ApiError::new(ProblemCode::UriTooLong, detail).into_response();
+    }
+    let header_bytes: usize =
+        request.headers().iter().map(|(name, value)| name.as_str().len() + value.as_bytes().len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        let detail = format!("the request headers are {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}");
+        return ApiError::new(ProblemCode::HeadersTooLarge, detail).into_response();
+    }
+    next.run(request).await
 }
 
 const SECURITY_HEADERS: [(&str, &str); 4] = [

@@ -142,6 +142,7 @@ fn with_layers(router: Router, settings: &Settings) -> Router {
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(axum::middleware::from_fn_with_state(client_ip, client_ip::record))
         .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
+        .layer(axum::middleware::from_fn(middleware::limit_request_head))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, settings.http.request_timeout));
     if !settings.http.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> =

@@ -26,15 +26,17 @@ pub enum ProblemCode {
     RequestTimeout,
     Conflict,
     PayloadTooLarge,
+    UriTooLong,
     UnsupportedMediaType,
     RateLimited,
+    HeadersTooLarge,
     Internal,
     Unavailable,
 }
 
 impl ProblemCode {
     /// Every code, for the OpenAPI test and docs.
-    pub const ALL: [ProblemCode; 17] = [
+    pub const ALL: [ProblemCode; 19] = [
         Self::BadRequest,
         Self::InvalidJson,
         Self::InvalidQuery,
@@ -48,8 +50,10 @@ impl ProblemCode {
         Self::RequestTimeout,
         Self::Conflict,
         Self::PayloadTooLarge,
+        Self::UriTooLong,
         Self::UnsupportedMediaType,
         Self::RateLimited,
+        Self::HeadersTooLarge,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -69,8 +73,10 @@ impl ProblemCode {
             Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RateLimited => "rate_limited",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
         }
@@ -87,8 +93,10 @@ impl ProblemCode {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -110,8 +118,10 @@ impl ProblemCode {
             Self::RequestTimeout => "The request took too long",
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "The request body is too large",
+            Self::UriTooLong => "The request URI is too long",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::RateLimited => "Too many requests",
+            Self::HeadersTooLarge => "The request headers are too large",
             Self::Internal => "Internal error",
             Self::Unavailable => "Service unavailable",
         }
@@ -132,6 +142,8 @@ impl ProblemCode {
             StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
             StatusCode::CONFLICT => Self::Conflict,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::URI_TOO_LONG => Self::UriTooLong,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeadersTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,

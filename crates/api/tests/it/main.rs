@@ -9,6 +9,7 @@ mod connect;
 mod health;
 mod helpers;
 mod migrate;
+mod openapi;
 mod rotation;
 mod routes;
 mod tenancy;
