@@ -8,7 +8,6 @@ use crate::http::{self, RateLimiters};
 use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
-use patchbay_oauth::{OAuthClient, OutboundClient};
 use patchbay_store::{CredentialStore, Instance, InstanceId, JobStore, Store, Worker, WorkerSettings};
 use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
 use std::future::Future;
@@ -57,7 +56,7 @@ impl Application {
             }
             None => None,
         };
-        let client = outbound_client()?;
+        let client = crate::clients::jwks_client()?;
         let auth = Auth::new(store.clone(), &settings.auth, settings.http.rate_limits.principal, client);
         let readiness = Readiness::new(settings.http.readyz_cache, settings.http.readyz_degraded_after);
         let now = chrono::Utc::now();
@@ -69,7 +68,7 @@ impl Application {
             heartbeat_at: now,
         };
         store.register_instance(&instance).await.context("registering this instance")?;
-        let oauth = Arc::new(provider_client(&settings)?);
+        let oauth = Arc::new(crate::clients::provider_client(&settings)?);
         let registry = settings.providers.registry.clone();
         let vault = Vault::new(settings.vault_keys.clone());
         let credentials: Arc<dyn CredentialStore> = store.clone();
@@ -214,30 +213,6 @@ async fn housekeeping(state: AppState, limiters: RateLimiters, instance: Instanc
         state.auth.retain_recent();
         sweep.step(chrono::Utc::now()).await;
     }
-}
-
-/// The one outbound client for provider calls: the configured endpoints only, no redirects,
-/// bounded time and size; plain-http loopback endpoints only in development (local fakes).
-pub fn provider_client(settings: &Settings) -> anyhow::Result<OAuthClient> {
-    let development = settings.environment == crate::config::Environment::Development;
-    let http = OutboundClient::builder()
-        .allow_registry(&settings.providers.registry)
-        .allow_insecure_loopback(development)
-        .build()
-        .context("building the provider HTTP client")?;
-    Ok(OAuthClient::new(http))
-}
-
-/// The client for outbound calls this capability makes (the JWKS): TLS verified, no
-/// redirects followed, bounded time.
-fn outbound_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the outbound HTTP client")
 }
 
 /// Completes on SIGTERM or ctrl-c.

@@ -33,7 +33,7 @@ pub async fn run(command: MondayCommand, settings: Settings) -> anyhow::Result<(
     let store = crate::database::open(&settings.database, settings.database.run_migrations, Access::Shared)
         .await
         .context("opening the database (PATCHBAY_DATABASE_URL)")?;
-    let oauth = Arc::new(crate::startup::provider_client(&settings)?);
+    let oauth = Arc::new(crate::clients::provider_client(&settings)?);
     let vault = patchbay_token_vault::Vault::new(settings.vault_keys.clone());
     let credentials: Arc<dyn CredentialStore> = store.clone();
     let tokens = Tokens::new(credentials, vault, oauth.clone(), settings.providers.registry.clone(), "cli".into());
