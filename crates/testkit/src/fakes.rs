@@ -10,7 +10,9 @@ mod common;
 pub mod google;
 mod html;
 pub mod monday;
+mod providers;
 
 pub use common::IssMode;
 pub use google::FakeGoogle;
 pub use monday::FakeMonday;
+pub use providers::{Providers, GOOGLE_SUB, MONDAY_USER};
