@@ -3,129 +3,33 @@
 //! app served by the test itself that starts each connect the way a frontend would, from another
 //! origin: `POST /v1/connect-sessions` with a bearer token (CORS), then either a full-page
 //! redirect or a popup that reports back by `postMessage`, with `GET /v1/connect-sessions/{id}`
-//! polled as the fallback. SQLite only: the store is not what these tests are about.
+//! polled as the fallback. SQLite only: the store is not what these tests are
+//! about. Patchbay runs inside the test process (`app.rs`).
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/test.sh` installs them);
 //! with `PATCHBAY_BROWSER=skip` each test prints `skipped: …` and returns.
 
-use crate::connect::{world_with, World};
-use crate::helpers::{free_port, json, token, Db};
+mod app;
+
+use app::{world, World};
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use fantoccini::wd::WindowHandle;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use patchbay_testkit::app::token;
+use patchbay_tests::browser::{skipped, Browser, WAIT};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// How long a page may take to show what a test waits for (results, consent buttons, popups).
-const WAIT: Duration = Duration::from_secs(15);
-/// How long chromedriver and Chromium may take to start (both compete with builds for 2 cores).
-const STARTUP: Duration = Duration::from_secs(30);
-/// Flags the machine needs (no sandbox as root, no network beyond loopback, nothing phoning home).
-const CHROMIUM_FLAGS: [&str; 8] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-];
-
-/// Whether the browser tests are skipped on purpose (says so); panics when they should run but
-/// Chromium or chromedriver is missing, so a broken machine never turns into silent passes.
-fn skipped() -> bool {
-    if std::env::var("PATCHBAY_BROWSER").is_ok_and(|v| v == "skip") {
-        println!("skipped: browser tests (PATCHBAY_BROWSER=skip)");
-        return true;
-    }
-    for binary in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(binary).exists(),
-            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does, as root), \
-             or set PATCHBAY_BROWSER=skip to skip the browser tests"
-        );
-    }
-    false
-}
-
-/// A chromedriver child in its own process group; dropping it kills the group (chromedriver and
-/// any Chromium it left behind).
-struct Driver {
-    child: tokio::process::Child,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // The group's id is chromedriver's pid (process_group(0) below).
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = self.child.start_kill();
-    }
-}
-
-/// One Chromium session: chromedriver on a free loopback port, a fresh profile directory.
-struct Browser {
-    client: Client,
-    _driver: Driver,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let port = free_port();
-        let child = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
-        let driver = Driver { child };
-        let profile = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
-        args.push("--window-size=1280,900".into());
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-            "timeouts": {"pageLoad": WAIT.as_millis() as u64, "script": WAIT.as_millis() as u64},
-        });
-        let capabilities = capabilities.as_object().unwrap().clone();
-        // One session request once chromedriver listens (it waits for Chromium itself); a retried
-        // request could start a second Chromium on the same profile directory.
-        let deadline = Instant::now() + STARTUP;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port} within {STARTUP:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver (Chromium at {CHROMIUM}): {e}"));
-        Browser { client, _driver: driver, _profile: profile }
-    }
+/// The JSON body of a response.
+async fn json_body(response: reqwest::Response) -> Value {
+    response.json().await.expect("a JSON body")
 }
 
 /// The app a test serves: one page that starts a connect, one that shows where it came back.
@@ -243,7 +147,7 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let extra = ["--return-to-origins", origin.as_str(), "--cors-origins", origin.as_str()];
-        let w = world_with(Db::Sqlite, monday_flow, &extra).await.expect("SQLite is always available");
+        let w = world(monday_flow, &extra).await;
         let bearer = token("alice", json!({}));
         let pages = AppPages { origin: origin.clone(), patchbay: w.app.base.clone(), bearer: bearer.clone() };
         let router = Router::new().route("/", get(start_page)).route("/done", get(done_page)).with_state(pages);
@@ -345,16 +249,16 @@ impl Harness {
     async fn connection(&self, id: &str) -> Value {
         let response = self.w.app.get_as(&format!("/v1/connections/{id}"), &self.bearer).await;
         assert_eq!(response.status(), 200, "GET /v1/connections/{id}");
-        json(response).await
+        json_body(response).await
     }
 
     async fn connection_count(&self) -> usize {
-        json(self.w.app.get_as("/v1/connections", &self.bearer).await).await["data"].as_array().unwrap().len()
+        json_body(self.w.app.get_as("/v1/connections", &self.bearer).await).await["data"].as_array().unwrap().len()
     }
 
     /// Ends the WebDriver session (Chromium quits), then stops the app and Patchbay.
     async fn finish(self) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.browser.client.clone().close()).await;
+        self.browser.close().await;
         self.app_server.abort();
         self.w.app.stop().await;
     }
