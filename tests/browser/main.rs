@@ -3,8 +3,9 @@
 //! app served by the test itself that starts each connect the way a frontend would, from another
 //! origin: `POST /v1/connect-sessions` with a bearer token (CORS), then either a full-page
 //! redirect or a popup that reports back by `postMessage`, with `GET /v1/connect-sessions/{id}`
-//! polled as the fallback. SQLite only: the store is not what these tests are
-//! about. Patchbay runs inside the test process (`app.rs`).
+//! polled as the fallback. Patchbay's confirmation page (`GET /connect/{token}`) submits nothing
+//! by itself: every flow clicks its "Continue to <provider>" button. SQLite only: the store is not
+//! what these tests are about. Patchbay runs inside the test process (`app.rs`).
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/test.sh` installs them);
 //! with `PATCHBAY_BROWSER=skip` each test prints `skipped: …` and returns.
@@ -189,6 +190,17 @@ impl Harness {
         }
     }
 
+    /// On Patchbay's confirmation page, which waits for the person: checks it is Patchbay's
+    /// `/connect/{token}` page and clicks "Continue to <provider_name>".
+    async fn continue_to(&self, provider_name: &str) {
+        let button = self.find_within("continue").await;
+        let url = self.client().current_url().await.unwrap();
+        assert_eq!(url.origin().ascii_serialization(), self.w.app.base, "on Patchbay's confirmation page: {url}");
+        assert!(url.path().starts_with("/connect/"), "on Patchbay's confirmation page: {url}");
+        assert_eq!(button.text().await.unwrap(), format!("Continue to {provider_name}"));
+        button.click().await.unwrap();
+    }
+
     /// On the provider's consent page: picks the account (when given) and clicks `button_id`.
     async fn consent(&self, button_id: &str, account: Option<&str>) {
         let button = self.find_within(button_id).await;
@@ -287,11 +299,21 @@ fn connected_id(result: &str) -> String {
     result.strip_prefix("connected:").unwrap_or_else(|| panic!("the app shows `{result}`, not connected:<id>")).into()
 }
 
-/// A redirect-mode connect from the app's page through the consent page and back to `/done`;
-/// returns what the app shows.
+/// What the confirmation page calls a provider ("Continue to …").
+fn provider_name(provider: &str) -> &'static str {
+    match provider {
+        "google" => "Google",
+        "monday" => "monday.com",
+        other => panic!("no such provider: {other}"),
+    }
+}
+
+/// A redirect-mode connect from the app's page through Patchbay's confirmation page and the
+/// consent page and back to `/done`; returns what the app shows.
 async fn redirect_connect(h: &Harness, provider: &str, account: Option<&str>) -> String {
     h.open_app(provider, "redirect").await;
     h.click_connect().await;
+    h.continue_to(provider_name(provider)).await;
     h.consent("approve", account).await;
     let result = h.result().await;
     let url = h.client().current_url().await.unwrap();
@@ -351,6 +373,7 @@ async fn a_denial_at_the_consent_page_shows_access_denied_and_stores_nothing() {
     with_harness("v2", |h| async move {
         h.open_app("google", "redirect").await;
         h.click_connect().await;
+        h.continue_to("Google").await;
         h.consent("deny", None).await;
         assert_eq!(h.result().await, "error:access_denied", "{}", h.page_dump().await);
         assert_eq!(h.connection_count().await, 0, "nothing stored");
@@ -359,7 +382,7 @@ async fn a_denial_at_the_consent_page_shows_access_denied_and_stores_nothing() {
     .await;
 }
 
-/// Clicks Connect in popup mode, consents in the popup (checking whether it still has its
+/// Clicks Connect in popup mode, continues on Patchbay's page and consents in the popup (checking whether it still has its
 /// opener there) and returns to the app's window.
 async fn popup_connect(h: &Harness, account: &str, severed: bool) {
     h.open_app("google", "popup").await;
@@ -367,6 +390,7 @@ async fn popup_connect(h: &Harness, account: &str, severed: bool) {
     h.click_connect().await;
     let popup = h.new_window(&main).await;
     h.client().switch_to_window(popup).await.unwrap();
+    h.continue_to("Google").await;
     let button = h.find_within("approve").await;
     h.find_within("user").await.select_by_value(account).await.unwrap();
     let has_opener = h.client().execute("return window.opener !== null", vec![]).await.unwrap();
@@ -424,12 +448,14 @@ async fn two_connects_started_at_once_in_two_tabs_each_finish_their_own_flow() {
         h.open_app("google", "redirect").await;
         let first = c.window().await.unwrap();
         h.click_connect().await;
+        h.continue_to("Google").await;
         h.find_within("approve").await;
         // Tab 2 starts its own connect, and finishes first, as another Google account.
         let second = c.new_window(true).await.unwrap().handle;
         c.switch_to_window(second.clone()).await.unwrap();
         h.open_app("google", "redirect").await;
         h.click_connect().await;
+        h.continue_to("Google").await;
         h.consent("approve", Some("g-sub-2")).await;
         let second_id = connected_id(&h.result().await);
         // Back in tab 1: its state, PKCE verifier and cookie are still its own.
