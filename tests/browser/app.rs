@@ -80,6 +80,10 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(bearer).send().await.expect("request reaches the app")
     }
 
+    pub async fn post_as(&self, path: &str, bearer: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).bearer_auth(bearer).json(body).send().await.expect("request reaches the app")
+    }
+
     /// Asks the app to stop and waits for it to finish cleanly.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

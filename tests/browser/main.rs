@@ -11,6 +11,7 @@
 //! with `PATCHBAY_BROWSER=skip` each test prints `skipped: …` and returns.
 
 mod app;
+mod fixation;
 
 use app::{world, World};
 use axum::extract::State;
@@ -139,15 +140,16 @@ struct Harness {
 }
 
 impl Harness {
-    /// `None` when browser tests are skipped.
-    async fn start(monday_flow: &str) -> Option<Harness> {
+    /// `None` when browser tests are skipped. `extra_args` are added to Patchbay's flags.
+    async fn start(monday_flow: &str, extra_args: &[&str]) -> Option<Harness> {
         if skipped() {
             return None;
         }
         // The app's listener first: its origin must be on Patchbay's allowlists before Patchbay starts.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let extra = ["--return-to-origins", origin.as_str(), "--cors-origins", origin.as_str()];
+        let mut extra = vec!["--return-to-origins", origin.as_str(), "--cors-origins", origin.as_str()];
+        extra.extend_from_slice(extra_args);
         let w = world(monday_flow, &extra).await;
         let bearer = token("alice", json!({}));
         let pages = AppPages { origin: origin.clone(), patchbay: w.app.base.clone(), bearer: bearer.clone() };
@@ -282,7 +284,16 @@ where
     F: FnOnce(Arc<Harness>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(h) = Harness::start(monday_flow).await else { return };
+    with_harness_args(monday_flow, &[], body).await
+}
+
+/// [`with_harness`] with extra Patchbay flags.
+async fn with_harness_args<F, Fut>(monday_flow: &str, extra_args: &[&str], body: F)
+where
+    F: FnOnce(Arc<Harness>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(h) = Harness::start(monday_flow, extra_args).await else { return };
     let h = Arc::new(h);
     let outcome = futures::FutureExt::catch_unwind(AssertUnwindSafe(body(h.clone()))).await;
     // The body's future is gone, so this is the last handle.

@@ -134,6 +134,24 @@ impl Browser {
         }
     }
 
+    /// Waits (up to [`WAIT`]) until the element with this id has text, and returns the text.
+    pub async fn text_of(&self, id: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(element) = self.client.find(Locator::Id(id)).await {
+                if let Ok(text) = element.text().await {
+                    if !text.is_empty() {
+                        return text;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!("#{id} had no text within {WAIT:?}\n{}", self.page_dump().await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The current window's URL and source, for failure messages.
     pub async fn page_dump(&self) -> String {
         let c = &self.client;
