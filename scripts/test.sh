@@ -18,12 +18,13 @@ Runs Patchbay's whole test suite, on SQLite and on Postgres, and in headless Chr
   2. Drops leftover per-test schemas (t_<32 hex>) from that database: those over 2 minutes old,
      or over an hour old while other sessions are connected (a test run may be in progress).
      PATCHBAY_TEST_DROP_SCHEMAS=force drops all of them anyway, =skip drops none.
-  3. Chromium for the browser tests (crates/api/tests/it/browser.rs): needs /usr/bin/chromium and
+  3. Chromium for the browser tests (tests/browser): needs /usr/bin/chromium and
      /usr/bin/chromedriver. If either is missing and we are root, runs apt-get update (once) and
      apt-get install -y chromium chromium-driver. If they cannot be had, the browser tests are
      skipped (PATCHBAY_BROWSER=skip: each prints "skipped: ...") and said so; under CI=true that
      makes the run fail, after the other tests have run.
-  4. Builds the binary (cargo build -p patchbay-api --bin patchbay); some tests run it.
+  4. Builds the binary (cargo build -p patchbay-api --bin patchbay): the CLI suite (tests/cli) runs it.
+     That suite would build it too (tests/src/binary.rs); building first shows compiler errors once.
   5. Runs cargo nextest run --workspace (profile "ci" when CI=true), or cargo test --workspace when
      cargo-nextest is not installed, passing ARGS through, e.g.
          ./scripts/test.sh -E 'test(auth)'

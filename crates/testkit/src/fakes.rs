@@ -11,9 +11,11 @@ mod common;
 pub mod google;
 mod html;
 pub mod monday;
+mod providers;
 
 pub use common::{
     IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind, OVERSIZED_REVOKE_BYTES, REVOKE_REDIRECT_PATH,
 };
 pub use google::FakeGoogle;
 pub use monday::FakeMonday;
+pub use providers::{Providers, GOOGLE_SUB, MONDAY_USER};

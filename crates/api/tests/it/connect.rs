@@ -1,16 +1,14 @@
-//! The connect flow against the provider fakes, over real HTTP: sessions, the self-submitting
+//! The connect flow against the provider fakes, over real HTTP: sessions, the confirmation
 //! page, state + PKCE + cookie binding, the callback, refresh, disconnect.
 
 use crate::helpers::{free_port, json, spawn_on, token, Db, TestApp};
 use patchbay_store::{ConnectionStatus, JobStatus, OAuthState, TenantScope};
-use patchbay_testkit::fakes::{FakeGoogle, FakeMonday, IssMode};
+use patchbay_testkit::fakes::{FakeGoogle, FakeMonday, IssMode, Providers, GOOGLE_SUB, MONDAY_USER};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use url::Url;
 
 pub const APP: &str = "https://app.example";
-const GOOGLE_SUB: &str = "g-sub-1";
-const MONDAY_USER: &str = "501";
 
 /// An app wired to fresh Google and Monday fakes.
 pub struct World {
@@ -20,77 +18,10 @@ pub struct World {
 }
 
 pub async fn world(db: Db, monday_flow: &str) -> Option<World> {
-    world_with(db, monday_flow, &[]).await
-}
-
-/// Like [`world`], with extra `patchbay` flags (the browser tests allow their app's origin).
-pub async fn world_with(db: Db, monday_flow: &str, extra_args: &[&str]) -> Option<World> {
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let google = FakeGoogle::start().await;
-    google.register_client("google-client", "google-secret", &[&format!("{base}/oauth/google/callback")]);
-    google.add_user(GOOGLE_SUB, "alice@gmail.test");
-    google.add_user("g-sub-2", "bob@gmail.test");
-    let monday = FakeMonday::start().await;
-    let scopes = ["me:read", "account:read", "boards:read", "boards:write", "webhooks:write", "webhooks:read"];
-    monday.register_client("monday-client", "monday-secret", &[&format!("{base}/oauth/monday/callback")], &scopes);
-    monday.add_account(1001, "acme", "Acme");
-    monday.add_user(501, 1001, "Alice", "alice@acme.test");
-    monday.add_account(2002, "globex", "Globex");
-    monday.add_user(602, 2002, "Gabe", "gabe@globex.test");
-    let monday_token = if monday_flow == "v2" { monday.token_url() } else { monday.legacy_token_url() };
-    let urls: Vec<String> = vec![
-        google.auth_url().to_string(),
-        google.token_url().to_string(),
-        google.revoke_url().to_string(),
-        google.userinfo_url().to_string(),
-        monday.auth_url().to_string(),
-        monday_token.to_string(),
-        monday.revoke_url().to_string(),
-        monday.api_url().to_string(),
-        monday.migrate_url().to_string(),
-    ];
-    let args: Vec<&str> = vec![
-        "--return-to-origins",
-        APP,
-        "--google-client-id",
-        "google-client",
-        "--google-auth-url",
-        &urls[0],
-        "--google-token-url",
-        &urls[1],
-        "--google-revoke-url",
-        &urls[2],
-        "--google-userinfo-url",
-        &urls[3],
-        "--monday-client-id",
-        "monday-client",
-        "--monday-oauth-flow",
-        monday_flow,
-        "--monday-auth-url",
-        &urls[4],
-        "--monday-token-url",
-        &urls[5],
-        "--monday-revoke-url",
-        &urls[6],
-        "--monday-api-url",
-        &urls[7],
-        "--monday-migrate-url",
-        &urls[8],
-        "--connect-per-second",
-        "1000",
-        "--connect-burst",
-        "1000",
-    ];
-    let args: Vec<&str> = args.into_iter().chain(extra_args.iter().copied()).collect();
-    let env: HashMap<String, String> = [
-        ("PATCHBAY_GOOGLE_CLIENT_SECRET", "google-secret"),
-        ("PATCHBAY_MONDAY_CLIENT_SECRET", "monday-secret"),
-        ("PATCHBAY_MONDAY_SIGNING_SECRET", "monday-signing-secret"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let Providers { google, monday, args, env } =
+        Providers::start(&format!("http://127.0.0.1:{port}"), monday_flow).await;
+    let args: Vec<&str> = ["--return-to-origins", APP].into_iter().chain(args.iter().map(String::as_str)).collect();
     let app = spawn_on(port, db, &args, env).await?;
     Some(World { app, google, monday })
 }

@@ -1,21 +1,18 @@
 //! Spawning a real Patchbay on port 0, with a fresh SQLite directory or Postgres schema.
 
 use clap::Parser;
-use jsonwebtoken::{encode, EncodingKey, Header};
 use patchbay_api::cli::Cli;
 use patchbay_api::config::Settings;
 use patchbay_api::Application;
 use patchbay_store::Store;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// The HS256 secret every test app verifies user tokens with.
-pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789abcdef";
-/// A valid one-key ring.
-pub const VAULT_KEYS: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// Shared with the end-to-end suites (the top-level `tests/` package) through the testkit.
+pub use patchbay_testkit::app::{free_port, sign, token, JWT_SECRET, VAULT_KEYS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {
@@ -49,11 +46,6 @@ pub fn settings(args: &[&str], env: &HashMap<String, String>) -> Result<Settings
 /// An app on SQLite with default test settings.
 pub async fn spawn_app() -> TestApp {
     spawn(Db::Sqlite, &[], HashMap::new()).await.expect("SQLite is always available")
-}
-
-/// A free loopback port (bound and released; the app binds it right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An app on `db` with extra flags and secret variables; `None` when Postgres is skipped.
@@ -156,26 +148,6 @@ impl TestApp {
             handle.await.expect("the app task does not panic").expect("the app stops cleanly");
         }
     }
-}
-
-/// A user token signed with the test secret; `extra` claims are merged in (a `null` removes one).
-pub fn token(sub: &str, extra: Value) -> String {
-    sign(JWT_SECRET, sub, extra)
-}
-
-/// A token signed with `secret`.
-pub fn sign(secret: &str, sub: &str, extra: Value) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let mut claims: Map<String, Value> =
-        json!({"sub": sub, "iss": "https://idp.test", "iat": now, "exp": now + 600}).as_object().unwrap().clone();
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        if v.is_null() {
-            claims.remove(&k);
-        } else {
-            claims.insert(k, v);
-        }
-    }
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 /// Runs `body` on SQLite and on Postgres (skipped only when the test script says Postgres is

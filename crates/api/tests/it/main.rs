@@ -1,9 +1,8 @@
-//! Patchbay API tests: the real server on loopback, real SQLite and real Postgres.
+//! Patchbay API tests: the real server on loopback, real SQLite and real Postgres. The suites
+//! that run the `patchbay` binary or a real browser live in the top-level `tests/` package.
 
 mod auth;
-mod browser;
 mod canary;
-mod cli;
 mod config;
 mod connect;
 mod health;

@@ -1,119 +1,14 @@
 //! The `patchbay` binary itself: two commands on a fresh machine, refusals at start-up,
 //! SIGTERM, `--help` everywhere, API keys and dev tokens from the command line.
+//!
+//! Runs the real binary: `patchbay_tests::binary` builds it when needed (see there).
 
-use crate::helpers::{JWT_SECRET, VAULT_KEYS};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn patchbay(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_patchbay"));
-    command.env_clear().current_dir(dir).env("PATCHBAY_LOG", "warn").stdin(Stdio::null());
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use patchbay_testkit::app::{free_port, JWT_SECRET, VAULT_KEYS};
+use patchbay_tests::binary::{command as patchbay, Served};
+use std::process::Output;
 
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// A `patchbay serve` child process on free ports.
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Served {
-    fn start(mut command: Command) -> Self {
-        let (port, metrics) = (free_port(), free_port());
-        command
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--metrics-listen",
-                &format!("127.0.0.1:{metrics}"),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        Self { child: command.spawn().expect("patchbay starts"), port }
-    }
-
-    async fn wait_ready(&mut self) {
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.port)).await {
-                if response.status() == 200 {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let output = self.child.wait_with_output_ref();
-                panic!("patchbay exited early ({status}): {output}");
-            }
-            assert!(started.elapsed() < Duration::from_secs(20), "patchbay became ready within 20 s");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// SIGTERM, then wait for a clean exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        self.stop()
-    }
-
-    /// SIGTERM, wait for the exit, and return everything written to stdout and stderr.
-    fn terminate_with_output(mut self) -> (std::process::ExitStatus, String) {
-        let status = self.stop();
-        let mut out = Vec::new();
-        use std::io::Read;
-        if let Some(mut stdout) = self.child.stdout.take() {
-            stdout.read_to_end(&mut out).unwrap();
-        }
-        if let Some(mut stderr) = self.child.stderr.take() {
-            stderr.read_to_end(&mut out).unwrap();
-        }
-        (status, String::from_utf8_lossy(&out).into_owned())
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(15), "patchbay exits within 15 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    /// A test that fails midway must not leave a server running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-trait ChildOutput {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl ChildOutput for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        let mut out = String::new();
-        if let Some(mut stderr) = self.stderr.take() {
-            use std::io::Read;
-            let _ = stderr.read_to_string(&mut out);
-        }
-        out
-    }
 }
 
 #[tokio::test]

@@ -3,129 +3,35 @@
 //! app served by the test itself that starts each connect the way a frontend would, from another
 //! origin: `POST /v1/connect-sessions` with a bearer token (CORS), then either a full-page
 //! redirect or a popup that reports back by `postMessage`, with `GET /v1/connect-sessions/{id}`
-//! polled as the fallback. SQLite only: the store is not what these tests are about.
+//! polled as the fallback. Patchbay's confirmation page (`GET /connect/{token}`) submits nothing
+//! by itself: every flow clicks its "Continue to <provider>" button. SQLite only: the store is not
+//! what these tests are about. Patchbay runs inside the test process (`app.rs`).
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/test.sh` installs them);
 //! with `PATCHBAY_BROWSER=skip` each test prints `skipped: …` and returns.
 
-use crate::connect::{world_with, World};
-use crate::helpers::{free_port, json, token, Db};
+mod app;
+mod fixation;
+
+use app::{world, World};
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use fantoccini::wd::WindowHandle;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use patchbay_testkit::app::token;
+use patchbay_tests::browser::{skipped, Browser, WAIT};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// How long a page may take to show what a test waits for (results, consent buttons, popups).
-const WAIT: Duration = Duration::from_secs(15);
-/// How long chromedriver and Chromium may take to start (both compete with builds for 2 cores).
-const STARTUP: Duration = Duration::from_secs(30);
-/// Flags the machine needs (no sandbox as root, no network beyond loopback, nothing phoning home).
-const CHROMIUM_FLAGS: [&str; 8] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-];
-
-/// Whether the browser tests are skipped on purpose (says so); panics when they should run but
-/// Chromium or chromedriver is missing, so a broken machine never turns into silent passes.
-fn skipped() -> bool {
-    if std::env::var("PATCHBAY_BROWSER").is_ok_and(|v| v == "skip") {
-        println!("skipped: browser tests (PATCHBAY_BROWSER=skip)");
-        return true;
-    }
-    for binary in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(binary).exists(),
-            "{binary} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does, as root), \
-             or set PATCHBAY_BROWSER=skip to skip the browser tests"
-        );
-    }
-    false
-}
-
-/// A chromedriver child in its own process group; dropping it kills the group (chromedriver and
-/// any Chromium it left behind).
-struct Driver {
-    child: tokio::process::Child,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // The group's id is chromedriver's pid (process_group(0) below).
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = self.child.start_kill();
-    }
-}
-
-/// One Chromium session: chromedriver on a free loopback port, a fresh profile directory.
-struct Browser {
-    client: Client,
-    _driver: Driver,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let port = free_port();
-        let child = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
-        let driver = Driver { child };
-        let profile = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
-        args.push("--window-size=1280,900".into());
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
-            "timeouts": {"pageLoad": WAIT.as_millis() as u64, "script": WAIT.as_millis() as u64},
-        });
-        let capabilities = capabilities.as_object().unwrap().clone();
-        // One session request once chromedriver listens (it waits for Chromium itself); a retried
-        // request could start a second Chromium on the same profile directory.
-        let deadline = Instant::now() + STARTUP;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port} within {STARTUP:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver (Chromium at {CHROMIUM}): {e}"));
-        Browser { client, _driver: driver, _profile: profile }
-    }
+/// The JSON body of a response.
+async fn json_body(response: reqwest::Response) -> Value {
+    response.json().await.expect("a JSON body")
 }
 
 /// The app a test serves: one page that starts a connect, one that shows where it came back.
@@ -234,16 +140,17 @@ struct Harness {
 }
 
 impl Harness {
-    /// `None` when browser tests are skipped.
-    async fn start(monday_flow: &str) -> Option<Harness> {
+    /// `None` when browser tests are skipped. `extra_args` are added to Patchbay's flags.
+    async fn start(monday_flow: &str, extra_args: &[&str]) -> Option<Harness> {
         if skipped() {
             return None;
         }
         // The app's listener first: its origin must be on Patchbay's allowlists before Patchbay starts.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let extra = ["--return-to-origins", origin.as_str(), "--cors-origins", origin.as_str()];
-        let w = world_with(Db::Sqlite, monday_flow, &extra).await.expect("SQLite is always available");
+        let mut extra = vec!["--return-to-origins", origin.as_str(), "--cors-origins", origin.as_str()];
+        extra.extend_from_slice(extra_args);
+        let w = world(monday_flow, &extra).await;
         let bearer = token("alice", json!({}));
         let pages = AppPages { origin: origin.clone(), patchbay: w.app.base.clone(), bearer: bearer.clone() };
         let router = Router::new().route("/", get(start_page)).route("/done", get(done_page)).with_state(pages);
@@ -283,6 +190,17 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// On Patchbay's confirmation page, which waits for the person: checks it is Patchbay's
+    /// `/connect/{token}` page and clicks "Continue to <provider_name>".
+    async fn continue_to(&self, provider_name: &str) {
+        let button = self.find_within("continue").await;
+        let url = self.client().current_url().await.unwrap();
+        assert_eq!(url.origin().ascii_serialization(), self.w.app.base, "on Patchbay's confirmation page: {url}");
+        assert!(url.path().starts_with("/connect/"), "on Patchbay's confirmation page: {url}");
+        assert_eq!(button.text().await.unwrap(), format!("Continue to {provider_name}"));
+        button.click().await.unwrap();
     }
 
     /// On the provider's consent page: picks the account (when given) and clicks `button_id`.
@@ -345,16 +263,16 @@ impl Harness {
     async fn connection(&self, id: &str) -> Value {
         let response = self.w.app.get_as(&format!("/v1/connections/{id}"), &self.bearer).await;
         assert_eq!(response.status(), 200, "GET /v1/connections/{id}");
-        json(response).await
+        json_body(response).await
     }
 
     async fn connection_count(&self) -> usize {
-        json(self.w.app.get_as("/v1/connections", &self.bearer).await).await["data"].as_array().unwrap().len()
+        json_body(self.w.app.get_as("/v1/connections", &self.bearer).await).await["data"].as_array().unwrap().len()
     }
 
     /// Ends the WebDriver session (Chromium quits), then stops the app and Patchbay.
     async fn finish(self) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.browser.client.clone().close()).await;
+        self.browser.close().await;
         self.app_server.abort();
         self.w.app.stop().await;
     }
@@ -366,7 +284,16 @@ where
     F: FnOnce(Arc<Harness>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(h) = Harness::start(monday_flow).await else { return };
+    with_harness_args(monday_flow, &[], body).await
+}
+
+/// [`with_harness`] with extra Patchbay flags.
+async fn with_harness_args<F, Fut>(monday_flow: &str, extra_args: &[&str], body: F)
+where
+    F: FnOnce(Arc<Harness>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(h) = Harness::start(monday_flow, extra_args).await else { return };
     let h = Arc::new(h);
     let outcome = futures::FutureExt::catch_unwind(AssertUnwindSafe(body(h.clone()))).await;
     // The body's future is gone, so this is the last handle.
@@ -383,11 +310,21 @@ fn connected_id(result: &str) -> String {
     result.strip_prefix("connected:").unwrap_or_else(|| panic!("the app shows `{result}`, not connected:<id>")).into()
 }
 
-/// A redirect-mode connect from the app's page through the consent page and back to `/done`;
-/// returns what the app shows.
+/// What the confirmation page calls a provider ("Continue to …").
+fn provider_name(provider: &str) -> &'static str {
+    match provider {
+        "google" => "Google",
+        "monday" => "monday.com",
+        other => panic!("no such provider: {other}"),
+    }
+}
+
+/// A redirect-mode connect from the app's page through Patchbay's confirmation page and the
+/// consent page and back to `/done`; returns what the app shows.
 async fn redirect_connect(h: &Harness, provider: &str, account: Option<&str>) -> String {
     h.open_app(provider, "redirect").await;
     h.click_connect().await;
+    h.continue_to(provider_name(provider)).await;
     h.consent("approve", account).await;
     let result = h.result().await;
     let url = h.client().current_url().await.unwrap();
@@ -447,6 +384,7 @@ async fn a_denial_at_the_consent_page_shows_access_denied_and_stores_nothing() {
     with_harness("v2", |h| async move {
         h.open_app("google", "redirect").await;
         h.click_connect().await;
+        h.continue_to("Google").await;
         h.consent("deny", None).await;
         assert_eq!(h.result().await, "error:access_denied", "{}", h.page_dump().await);
         assert_eq!(h.connection_count().await, 0, "nothing stored");
@@ -455,7 +393,7 @@ async fn a_denial_at_the_consent_page_shows_access_denied_and_stores_nothing() {
     .await;
 }
 
-/// Clicks Connect in popup mode, consents in the popup (checking whether it still has its
+/// Clicks Connect in popup mode, continues on Patchbay's page and consents in the popup (checking whether it still has its
 /// opener there) and returns to the app's window.
 async fn popup_connect(h: &Harness, account: &str, severed: bool) {
     h.open_app("google", "popup").await;
@@ -463,6 +401,7 @@ async fn popup_connect(h: &Harness, account: &str, severed: bool) {
     h.click_connect().await;
     let popup = h.new_window(&main).await;
     h.client().switch_to_window(popup).await.unwrap();
+    h.continue_to("Google").await;
     let button = h.find_within("approve").await;
     h.find_within("user").await.select_by_value(account).await.unwrap();
     let has_opener = h.client().execute("return window.opener !== null", vec![]).await.unwrap();
@@ -520,12 +459,14 @@ async fn two_connects_started_at_once_in_two_tabs_each_finish_their_own_flow() {
         h.open_app("google", "redirect").await;
         let first = c.window().await.unwrap();
         h.click_connect().await;
+        h.continue_to("Google").await;
         h.find_within("approve").await;
         // Tab 2 starts its own connect, and finishes first, as another Google account.
         let second = c.new_window(true).await.unwrap().handle;
         c.switch_to_window(second.clone()).await.unwrap();
         h.open_app("google", "redirect").await;
         h.click_connect().await;
+        h.continue_to("Google").await;
         h.consent("approve", Some("g-sub-2")).await;
         let second_id = connected_id(&h.result().await);
         // Back in tab 1: its state, PKCE verifier and cookie are still its own.
