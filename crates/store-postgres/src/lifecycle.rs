@@ -13,12 +13,6 @@ use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::{PgConnection, PgPool};
 
-/// Statuses a successful refresh recovers from (the others are healthy, hidden, or need the
-/// user rather than a new token).
-fn recoverable(status: ConnectionStatus) -> bool {
-    !matches!(status, ConnectionStatus::Active | ConnectionStatus::Disconnecting | ConnectionStatus::InsufficientScope)
-}
-
 fn system_audit(c: &Connection, action: &str) -> NewAuditEvent {
     NewAuditEvent {
         tenant_id: Some(c.tenant_id),
@@ -120,10 +114,10 @@ pub(crate) async fn store_refreshed(
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+    // The connection is locked first (the lock order of every lifecycle write), then the
+    // credential is written only over the version the refresh read.
     let stale = || StoreError::Conflict("credential version changed".into());
-    let row = row.ok_or_else(stale)?;
-    let connection = rows::connection(&row)?;
-    let tombstoned = rows::deleted_at(&row)?.is_some();
+    row.ok_or_else(stale)?;
     let updated = sqlx::query(
         "UPDATE credential cr SET flow = $1, key_id = $2, ciphertext = $3, access_expires_at = $4,
              version = cr.version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL, updated_at = $5
@@ -142,29 +136,12 @@ pub(crate) async fn store_refreshed(
     .await
     .map_err(db_err)?;
     let stored = rows::credential(&updated.ok_or_else(stale)?)?;
-    if recoverable(connection.status) && !tombstoned {
-        let row = sqlx::query(
-            "UPDATE connection SET status = 'active', status_reason = NULL, updated_at = $1, last_refresh_at = $1
-             WHERE id = $2 RETURNING *",
-        )
+    sqlx::query("UPDATE connection SET last_refresh_at = $1 WHERE id = $2")
         .bind(at)
         .bind(connection_id.0)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let recovered = rows::connection(&row)?;
-        if let Some(event_type) = transition_event(Some(connection.status), recovered.status) {
-            insert_event(&mut tx, &event_for(&recovered, event_type), at).await?;
-        }
-        insert_audit(&mut tx, &system_audit(&recovered, "connection.recovered"), at).await?;
-    } else {
-        sqlx::query("UPDATE connection SET last_refresh_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(connection_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    }
     tx.commit().await.map_err(db_err)?;
     Ok(stored)
 }

@@ -12,12 +12,6 @@ use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::{SqliteConnection, SqlitePool};
 
-/// Statuses a successful refresh or grant recovers from (the others are healthy, hidden, or
-/// need the user rather than a new token).
-fn recoverable(status: ConnectionStatus) -> bool {
-    !matches!(status, ConnectionStatus::Active | ConnectionStatus::Disconnecting | ConnectionStatus::InsufficientScope)
-}
-
 fn system_audit(c: &Connection, action: &str) -> NewAuditEvent {
     NewAuditEvent {
         tenant_id: Some(c.tenant_id),
@@ -129,28 +123,12 @@ pub(crate) async fn store_refreshed(
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict("credential version changed".into()));
     }
-    let row = sqlx::query("UPDATE connection SET last_refresh_at = ?1 WHERE id = ?2 RETURNING *")
+    sqlx::query("UPDATE connection SET last_refresh_at = ?1 WHERE id = ?2")
         .bind(micros(at))
         .bind(id_text(connection_id.0))
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-    let connection = rows::connection(&row)?;
-    if recoverable(connection.status) && opt_time(&row, "deleted_at")?.is_none() {
-        let row = sqlx::query(
-            "UPDATE connection SET status = 'active', status_reason = NULL, updated_at = ? WHERE id = ? RETURNING *",
-        )
-        .bind(micros(at))
-        .bind(id_text(connection_id.0))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let recovered = rows::connection(&row)?;
-        if let Some(event_type) = transition_event(Some(connection.status), recovered.status) {
-            insert_event(&mut tx, &event_for(&recovered, event_type), at).await?;
-        }
-        insert_audit(&mut tx, &system_audit(&recovered, "connection.recovered"), at).await?;
-    }
     let row = sqlx::query(&format!("{CREDENTIAL} WHERE cr.connection_id = ?"))
         .bind(id_text(connection_id.0))
         .fetch_one(&mut *tx)

@@ -125,8 +125,9 @@ pub trait CredentialStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// Writes a refreshed credential if its version is still `expected_version` (else
-    /// `Conflict`), bumps the version, clears the lease, sets `last_refresh_at`; and, when the
-    /// connection was not active, makes it active with a `connection.recovered` event.
+    /// `Conflict`), bumps the version, clears the lease and sets `last_refresh_at`. It changes no
+    /// status: a dead grant has no credential left to refresh, and only a reconnect
+    /// (`save_grant`) recovers it.
     async fn store_refreshed(
         &self,
         connection_id: ConnectionId,

@@ -109,7 +109,7 @@ fn error_page(error: ConnectError) -> Response {
         ConnectError::ProviderDisabled(_) => pages::error(StatusCode::BAD_REQUEST, "This provider is not enabled."),
         ConnectError::NotFound => pages::error(StatusCode::NOT_FOUND, "This connect link is not valid."),
         other => {
-            tracing::error!(error = %other, "connect flow could not reach the store");
+            tracing::error!(error = %other, code = other.code(), "connect flow failed before reaching the app");
             let mut response = pages::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Patchbay is temporarily unavailable; try again shortly.",
