@@ -39,3 +39,39 @@ async fn postgres_starts_against_a_database_migrated_by_a_newer_binary() {
     assert!(store.ping().await.unwrap().starts_with("PostgreSQL"));
     store.close().await;
 }
+
+/// Migration 4 destroys the credentials an older binary kept for dead grants (`needs_reauth`,
+/// `revoked`), and leaves every other credential alone.
+#[tokio::test]
+async fn sqlite_migration_4_destroys_credentials_kept_for_dead_grants() {
+    use patchbay_store::{CredentialStore, KeyUsage, Store};
+    use patchbay_testkit::conformance::{grant, t0, tenant_with_user};
+    let dir = tempfile::tempdir().unwrap();
+    let url = patchbay_testkit::db::sqlite_url(dir.path());
+    let store = SqliteStore::open(&url, SqliteOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let (_, user) = tenant_with_user(&store as &dyn Store, "org:migration-4").await;
+    for account in ["dead", "revoked", "alive"] {
+        store.save_grant(grant(&user, account, None, t0())).await.unwrap();
+    }
+    store.close().await;
+    // What an older binary left behind: dead grants with their ciphertext, migration 4 not run.
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for (account, status) in [("dead", "needs_reauth"), ("revoked", "revoked")] {
+        sqlx::query("UPDATE connection SET status = ? WHERE provider_account_id = ?")
+            .bind(status)
+            .bind(account)
+            .execute(&mut raw)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20250101000004").execute(&mut raw).await.unwrap();
+    raw.close().await.unwrap();
+
+    let store = SqliteStore::open(&url, SqliteOptions::default()).await.unwrap();
+    assert_eq!(store.credential_key_usage().await.unwrap(), [KeyUsage { key_id: 1, credentials: 3 }]);
+    store.migrate().await.unwrap();
+    let left = store.credential_key_usage().await.unwrap();
+    assert_eq!(left, [KeyUsage { key_id: 1, credentials: 1 }], "only the live grant keeps its credential");
+    store.close().await;
+}
