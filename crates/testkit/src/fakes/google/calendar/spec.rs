@@ -142,8 +142,8 @@ impl EventSpec {
         self
     }
 
-    /// Panics where Google's `events.insert` would answer 400.
-    pub(crate) fn check(&self) {
+    /// Panics where Google's `events.insert` would answer 400 for a client-chosen id.
+    pub(crate) fn check_id(&self) {
         if let Some(id) = &self.id {
             let base32hex = id.chars().all(|c| matches!(c, 'a'..='v' | '0'..='9'));
             assert!(
@@ -151,6 +151,10 @@ impl EventSpec {
                 "Google rejects event id {id:?}: Invalid resource id value."
             );
         }
+    }
+
+    /// Panics where Google's `events.insert`/`update` would answer 400 for the content.
+    pub(crate) fn check(&self) {
         assert!(
             self.end.instant() >= self.start.instant(),
             "Google rejects {:?}: The specified time range is empty.",

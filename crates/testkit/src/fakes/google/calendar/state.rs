@@ -74,6 +74,8 @@ impl CalendarState {
     }
 
     pub fn add_calendar(&mut self, sub: &str, email: &str, id: &str, summary: &str) {
+        // The primary calendar (made on first use) comes first in the list.
+        self.user(sub, email);
         let (seq, order) = self.bump();
         let user = self.user(sub, email);
         let epoch = match user.calendars.get(id) {
@@ -96,6 +98,7 @@ impl CalendarState {
     }
 
     pub fn insert_event(&mut self, sub: &str, email: &str, calendar: &str, spec: EventSpec, now: SystemTime) -> String {
+        spec.check_id();
         spec.check();
         let id = spec.id.clone().unwrap_or_else(new_event_id);
         self.insert(sub, email, calendar, id, spec, Shape::Own, now)
