@@ -3,17 +3,19 @@
 //! quota, users kept apart, and the fake's state view matching a full sync.
 
 use super::http;
-use patchbay_testkit::fakes::google::{ApiFailure, EventSpec, EventTime};
+use patchbay_testkit::fakes::google::{EventSpec, EventTime};
 use patchbay_testkit::fakes::FakeGoogle;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
 const ADA: &str = "ada@example.com";
 const BOB: &str = "bob@example.com";
 const EVENTS: &str = "calendars/primary/events";
 const LIST: &str = "users/me/calendarList";
+
+mod access;
 
 /// What a full sync sends besides paging (architecture.md §4.3).
 const FULL: [(&str, &str); 3] =
@@ -209,94 +211,6 @@ async fn calendar_sync_tokens_answer_410_after_invalidation_and_refuse_time_boun
 }
 
 #[tokio::test]
-async fn calendar_rejects_bad_expired_and_underscoped_tokens() {
-    let (google, token) = fake().await;
-    let bad = get(&google, &token.replace("ya29", "ya30"), EVENTS, &[]).await;
-    let expected = json!({ "error": { "errors": [{ "domain": "global", "reason": "authError", "message": "Invalid Credentials",
-        "locationType": "header", "location": "Authorization" }], "code": 401, "message": "Invalid Credentials" } });
-    assert_eq!((bad.status, bad.body), (401, expected));
-    let openid_only = google.issue_access_token(ADA, &["openid", "email"]);
-    let underscoped = get(&google, &openid_only, LIST, &[]).await;
-    assert_eq!((underscoped.status, error_reason(&underscoped.body)), (403, "insufficientPermissions"));
-
-    assert_eq!(get(&google, &token, LIST, &[]).await.status, 200);
-    google.expire_access_tokens();
-    let expired = get(&google, &token, LIST, &[]).await;
-    assert_eq!((expired.status, error_reason(&expired.body)), (401, "authError"));
-}
-
-#[tokio::test]
-async fn calendar_forced_failures_answer_in_order_then_the_api_recovers() {
-    let (google, token) = fake().await;
-    google.fail_calendar_api(ApiFailure::Server(503), 1);
-    google.fail_calendar_api(ApiFailure::TooManyRequests { retry_after: Some(7) }, 1);
-    google.fail_calendar_api(ApiFailure::RateLimitExceeded, 1);
-    google.fail_calendar_api(ApiFailure::UserRateLimitExceeded, 1);
-    google.set_calendar_latency(Duration::from_millis(30));
-
-    let began = Instant::now();
-    let mut seen = Vec::new();
-    for _ in 0..5 {
-        let answer = get(&google, &token, EVENTS, &[]).await;
-        seen.push((answer.status, error_reason(&answer.body).to_owned(), answer.retry_after));
-    }
-
-    let s = |status: u16, reason: &str, retry: Option<&str>| (status, reason.to_owned(), retry.map(str::to_owned));
-    let expected = [
-        s(503, "backendError", None),
-        s(429, "rateLimitExceeded", Some("7")),
-        s(403, "rateLimitExceeded", None),
-        s(403, "userRateLimitExceeded", None),
-        s(200, "", None),
-    ];
-    assert_eq!(seen, expected);
-    assert!(began.elapsed() >= Duration::from_millis(150), "every request waited the injected latency");
-    assert_eq!((google.api_calls(), google.rate_limited()), (5, 3));
-}
-
-#[tokio::test]
-async fn calendar_per_user_quota_counts_a_minute_of_the_fake_clock() {
-    let (google, ada) = fake().await;
-    let bob = google.issue_access_token(BOB, &[READONLY]);
-    google.set_calendar_user_quota(Some(3));
-
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(get(&google, &ada, LIST, &[]).await.status);
-    }
-    let limited = get(&google, &ada, EVENTS, &[]).await;
-    assert_eq!(statuses, [200, 200, 200, 403]);
-    assert_eq!((limited.status, error_reason(&limited.body)), (403, "userRateLimitExceeded"));
-    assert_eq!(get(&google, &bob, LIST, &[]).await.status, 200, "the quota is per user");
-
-    google.advance_clock(Duration::from_secs(61));
-    assert_eq!(get(&google, &ada, LIST, &[]).await.status, 200, "a minute later the window is free");
-    assert_eq!(google.rate_limited(), 2);
-    google.set_calendar_user_quota(None);
-}
-
-#[tokio::test]
-async fn calendar_users_are_isolated() {
-    let (google, ada) = fake().await;
-    let bob = google.issue_access_token(BOB, &[READONLY]);
-    google.add_calendar(ADA, "ada-team@group.calendar.google.com", "Ada's team");
-    let ada_event = google.insert_event(ADA, "primary", EventSpec::all_day("ada", "2025-03-01", "2025-03-02"));
-    let bob_event = google.insert_event(BOB, "primary", EventSpec::all_day("bob", "2025-03-01", "2025-03-02"));
-
-    let (ada_pages, ada_sync) = list_all(&google, &ada, EVENTS, &FULL).await;
-    let (bob_pages, _) = list_all(&google, &bob, EVENTS, &FULL).await;
-    assert_eq!(ids(&ada_pages.concat()), [ada_event]);
-    assert_eq!(ids(&bob_pages.concat()), [bob_event]);
-    let (bob_list, _) = list_all(&google, &bob, LIST, &[]).await;
-    assert_eq!(ids(&bob_list.concat()), [BOB]);
-    assert_eq!(bob_list[0][0]["primary"], true);
-    let foreign = get(&google, &bob, "calendars/ada-team%40group.calendar.google.com/events", &[]).await;
-    assert_eq!((foreign.status, error_reason(&foreign.body)), (404, "notFound"));
-    let stolen = get(&google, &bob, EVENTS, &[("syncToken", &ada_sync)]).await;
-    assert_eq!(stolen.status, 410, "a sync token belongs to its user");
-}
-
-#[tokio::test]
 async fn calendar_list_syncs_incrementally_with_deleted_entries() {
     let (google, token) = fake().await;
     google.add_calendar(ADA, "a@group.calendar.google.com", "A");
@@ -349,4 +263,25 @@ async fn calendar_state_view_equals_what_a_full_sync_returns() {
     let (with_deleted, _) = list_all(&google, &token, EVENTS, &FULL).await;
     let shown: BTreeSet<String> = ids(&with_deleted.concat()).into_iter().collect();
     assert!(shown.contains(&gone) && shown.contains(&cancelled), "showDeleted shows cancellations too");
+}
+
+#[tokio::test]
+async fn calendar_updated_min_shows_deletions_and_answers_410_when_too_old() {
+    let (google, token) = fake().await;
+    let old = google.insert_event(ADA, "primary", EventSpec::all_day("old", "2025-03-01", "2025-03-02"));
+    let gone = google.insert_event(ADA, "primary", EventSpec::all_day("gone", "2025-03-02", "2025-03-03"));
+    // Half an hour on the fake's clock (its access tokens live an hour).
+    google.advance_clock(Duration::from_secs(1800));
+    let since = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now() + Duration::from_secs(900));
+    let since = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    google.delete_event(ADA, "primary", &gone);
+
+    let (pages, _) = list_all(&google, &token, EVENTS, &[("updatedMin", since.as_str())]).await;
+    assert_eq!(ids(&pages.concat()), [gone], "only what changed since, deletions included: not {old}");
+
+    let too_old = get(&google, &token, EVENTS, &[("updatedMin", "2001-01-01T00:00:00Z")]).await;
+    assert_eq!((too_old.status, error_reason(&too_old.body)), (410, "updatedMinTooLongAgo"), "{}", too_old.body);
+    let range = [("timeMin", "2025-03-02T00:00:00Z"), ("timeMax", "2025-03-01T00:00:00Z")];
+    let empty = get(&google, &token, EVENTS, &range).await;
+    assert_eq!((empty.status, error_reason(&empty.body)), (400, "timeRangeEmpty"));
 }
