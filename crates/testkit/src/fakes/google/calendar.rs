@@ -13,6 +13,7 @@ mod paging;
 mod spec;
 mod state;
 
+pub use control::DIRECT_CLIENT;
 pub use events::UPDATED_MIN_HORIZON;
 pub use spec::{EventSpec, EventTime};
 
