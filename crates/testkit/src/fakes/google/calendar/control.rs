@@ -26,7 +26,7 @@ impl FakeGoogle {
     }
 
     /// An access token for `user` with `scopes` (full scope URLs), as if the user had consented
-    /// to [`DIRECT_CLIENT`](super::DIRECT_CLIENT); it expires and dies like any other.
+    /// to [`DIRECT_CLIENT`]; it expires and dies like any other.
     pub fn issue_access_token(&self, user: &str, scopes: &[&str]) -> String {
         self.with(|st| {
             let (sub, _) = account(st, user);
