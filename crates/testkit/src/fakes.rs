@@ -1,4 +1,5 @@
-//! Local fakes of Google's and monday.com's OAuth servers (providers.md C1/C2, OAuth parts).
+//! Local fakes of Google's and monday.com's OAuth servers (providers.md C1/C2, OAuth parts), and
+//! of Google's Calendar API v3 ([`google::calendar`]).
 //!
 //! Each fake is an axum server on `127.0.0.1:0` with an in-process control handle: register a
 //! client and users, flip switches (denial, dropped scopes, wrong `iss`, failing token endpoint,

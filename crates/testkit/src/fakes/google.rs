@@ -1,11 +1,14 @@
 //! Fake Google OAuth server (providers.md B5, C2): authorize with a consent page, `/token`,
-//! `/revoke`, `/v1/userinfo`, and the control handle tests drive it with.
+//! `/revoke`, `/v1/userinfo`, the Calendar API v3 (see [`calendar`]), and the control handle
+//! tests drive it with.
 
 mod api;
 mod authorize;
+pub mod calendar;
 mod state;
 mod token;
 
+pub use self::calendar::{ApiFailure, EventSpec, EventTime};
 pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Client, GoogleState, User};
@@ -48,6 +51,7 @@ impl FakeGoogle {
             .route("/token", post(token::token))
             .route("/revoke", post(api::revoke))
             .route("/v1/userinfo", get(api::userinfo))
+            .merge(calendar::routes())
             .with_state(state.clone());
         let log = RequestLog::default();
         let (base, server) = serve(router, log.clone()).await;

@@ -1,7 +1,8 @@
-//! The OAuth fakes behave like the providers they stand in for, seen from an HTTP client that
+//! The provider fakes behave like the providers they stand in for, seen from an HTTP client that
 //! follows no redirects.
 
 mod google;
+mod google_calendar;
 mod monday;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

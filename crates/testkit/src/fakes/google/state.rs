@@ -1,6 +1,7 @@
 //! Fake Google's state: clients, users, pending consents, codes, grants, tokens, switches and
 //! counters. One value behind one mutex per fake.
 
+use super::calendar::CalendarState;
 use crate::fakes::common::{
     AuthorizeRecord, Challenge, Clock, FailNext, IssMode, RefreshHold, Revocation, RevokeBehaviour, TokenKind,
 };
@@ -86,6 +87,7 @@ pub(super) struct Counters {
 
 pub(super) struct GoogleState {
     pub clock: Clock,
+    pub calendar: CalendarState,
     pub jwt_key: Vec<u8>,
     pub clients: HashMap<String, Client>,
     pub users: Vec<User>,
@@ -104,6 +106,7 @@ impl GoogleState {
     pub fn new(jwt_key: Vec<u8>) -> Self {
         GoogleState {
             clock: Clock::default(),
+            calendar: CalendarState::default(),
             jwt_key,
             clients: HashMap::new(),
             users: Vec::new(),

@@ -128,7 +128,7 @@ fn refresh(st: &mut GoogleState, client_id: &str, form: &Params) -> Response {
 }
 
 /// A new access token (and an ID token when `openid` was granted) as a token-response body.
-fn issue_access(
+pub(super) fn issue_access(
     st: &mut GoogleState,
     grant_id: u64,
     sub: &str,
