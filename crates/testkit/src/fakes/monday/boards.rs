@@ -48,8 +48,8 @@ pub(super) struct Item {
     pub values: BTreeMap<String, Value>,
     pub created_at: SystemTime,
     pub updated_at: SystemTime,
-    /// Bumped on every change: breaks ties between updates within one second, so
-    /// `__last_updated__` order is the order the changes were made in.
+    /// The fake's change counter at this item's last change: `__last_updated__` orders by it,
+    /// so the order is the order changes were made in even within one second.
     pub touched: u64,
 }
 

@@ -144,7 +144,7 @@ impl FakeMonday {
             let ws = &st.api.workspace;
             let board = ws.boards.get(&board_id).unwrap_or_else(|| panic!("no board {board_id} in the fake"));
             let mut items: Vec<_> = ws.items_of(board_id).filter(|i| i.state == Lifecycle::Active).collect();
-            items.sort_by_key(|i| (i.updated_at, i.touched));
+            items.sort_by_key(|i| i.touched);
             items.into_iter().map(|item| item_json(board, item)).collect()
         })
     }

@@ -121,8 +121,8 @@ fn matching(st: &MondayState, board_id: u64, query: ItemsQuery) -> Result<Vec<u6
     }
     if let Some(order) = query.order_by.as_ref().and_then(|o| o.first()) {
         match order.column_id.as_str() {
-            "__last_updated__" => items.sort_by_key(|i| (i.updated_at, i.touched)),
-            "__creation_log__" => items.sort_by_key(|i| (i.created_at, i.id)),
+            "__last_updated__" => items.sort_by_key(|i| i.touched),
+            "__creation_log__" => items.sort_by_key(|i| i.id),
             column => items.sort_by_key(|i| (column_text(i, column), i.id)),
         }
         if order.direction == Direction::Desc {

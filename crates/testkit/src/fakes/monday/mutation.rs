@@ -3,7 +3,7 @@
 //! All-or-nothing: every column is checked before any is written.
 
 use super::errors::app_error;
-use super::schema::{caller, meter, require, shared};
+use super::schema::{caller, complexity, meter, require, shared, Complexity};
 use super::types::ItemObject;
 use super::{cost, Shared};
 use async_graphql::{Context, InputValueError, InputValueResult, Object, Result, Scalar, ScalarType, ID};
@@ -41,8 +41,14 @@ impl Json {
 
 pub(super) struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation", rename_fields = "snake_case", rename_args = "snake_case")]
 impl MutationRoot {
+    /// The complexity budget around this request; free.
+    #[graphql(complexity = 0)]
+    async fn complexity(&self, ctx: &Context<'_>) -> Option<Complexity> {
+        Some(complexity(ctx))
+    }
+
     #[graphql(complexity = "cost::mutation(child_complexity)")]
     async fn change_multiple_column_values(
         &self,

@@ -54,6 +54,7 @@ pub(super) struct Account {
 }
 
 #[derive(SimpleObject)]
+#[graphql(rename_fields = "snake_case")]
 pub(super) struct User {
     id: ID,
     name: String,
@@ -66,6 +67,7 @@ pub(super) struct User {
 
 /// `complexity { before after query reset_in_x_seconds }`: the budget around this query.
 #[derive(SimpleObject, Default)]
+#[graphql(rename_fields = "snake_case")]
 pub(super) struct Complexity {
     before: i32,
     after: i32,
@@ -79,7 +81,7 @@ fn int(n: u64) -> i32 {
 
 pub(super) struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query", rename_fields = "snake_case", rename_args = "snake_case")]
 impl QueryRoot {
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         require(ctx, "me:read")?;
@@ -186,12 +188,17 @@ impl QueryRoot {
     /// The complexity budget around this request; free.
     #[graphql(complexity = 0)]
     async fn complexity(&self, ctx: &Context<'_>) -> Option<Complexity> {
-        let charge = meter(ctx).lock().unwrap().charge;
-        Some(Complexity {
-            before: int(charge.before),
-            after: int(charge.after),
-            query: int(charge.cost),
-            reset_in_x_seconds: int(charge.reset_in),
-        })
+        Some(complexity(ctx))
+    }
+}
+
+/// What the budget charged this request (queries and mutations alike).
+pub(super) fn complexity(ctx: &Context<'_>) -> Complexity {
+    let charge = meter(ctx).lock().unwrap().charge;
+    Complexity {
+        before: int(charge.before),
+        after: int(charge.after),
+        query: int(charge.cost),
+        reset_in_x_seconds: int(charge.reset_in),
     }
 }

@@ -74,7 +74,7 @@ pub(super) enum RuleOperator {
 }
 
 #[derive(InputObject, Clone, Debug)]
-#[graphql(name = "ItemsQueryOrderBy")]
+#[graphql(name = "ItemsQueryOrderBy", rename_fields = "snake_case")]
 pub(super) struct OrderBy {
     pub column_id: String,
     #[graphql(default_with = "Direction::Asc")]
@@ -82,7 +82,7 @@ pub(super) struct OrderBy {
 }
 
 #[derive(InputObject, Clone, Debug)]
-#[graphql(name = "ItemsQueryRule")]
+#[graphql(name = "ItemsQueryRule", rename_fields = "snake_case")]
 pub(super) struct Rule {
     pub column_id: ID,
     /// monday's `CompareValue` scalar: any JSON (usually a list).
@@ -93,7 +93,7 @@ pub(super) struct Rule {
 }
 
 #[derive(InputObject, Clone, Debug, Default)]
-#[graphql(name = "ItemsQuery")]
+#[graphql(name = "ItemsQuery", rename_fields = "snake_case")]
 pub(super) struct ItemsQuery {
     pub rules: Option<Vec<Rule>>,
     pub operator: Option<QueryOperator>,
@@ -102,6 +102,7 @@ pub(super) struct ItemsQuery {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(rename_fields = "snake_case")]
 pub(super) struct Column {
     pub id: ID,
     pub title: String,
@@ -134,7 +135,7 @@ pub(super) struct BoardRef {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
-#[graphql(complex, name = "Item")]
+#[graphql(complex, name = "Item", rename_fields = "snake_case")]
 pub(super) struct ItemObject {
     pub id: ID,
     pub name: String,
@@ -147,7 +148,7 @@ pub(super) struct ItemObject {
     pub values: Vec<ColumnValue>,
 }
 
-#[ComplexObject]
+#[ComplexObject(rename_fields = "snake_case", rename_args = "snake_case")]
 impl ItemObject {
     /// Every column of the board (or those named), empty ones included.
     #[graphql(complexity = "super::cost::sublist(ids.as_ref(), child_complexity)")]
@@ -198,7 +199,7 @@ pub(super) struct ItemsResponse {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
-#[graphql(complex, name = "Board")]
+#[graphql(complex, name = "Board", rename_fields = "snake_case")]
 pub(super) struct BoardObject {
     pub id: ID,
     pub name: String,
@@ -213,7 +214,7 @@ pub(super) struct BoardObject {
     pub all_groups: Vec<Group>,
 }
 
-#[ComplexObject]
+#[ComplexObject(rename_fields = "snake_case", rename_args = "snake_case")]
 impl BoardObject {
     #[graphql(complexity = "super::cost::sublist(ids.as_ref(), child_complexity)")]
     async fn columns(&self, ids: Option<Vec<String>>, types: Option<Vec<String>>) -> Vec<Column> {
