@@ -72,7 +72,7 @@ pub(super) async fn graphql(State(shared): State<Shared>, headers: HeaderMap, bo
     let meter = std::mem::take(&mut *meter.lock().unwrap());
     let mut st = shared.lock().unwrap();
     let now = st.clock.unix();
-    let tenths = if meter.probe_only || meter.retry_after.is_some() { 1 } else { 10 };
+    let tenths = if meter.probe_only || meter.rate_limited { 1 } else { 10 };
     st.api.limiter.count_daily(account_id, now, tenths);
     let body = serde_json::to_value(&response).unwrap_or_default();
     let mut body = shape_body(body, st.api.shape, meter.parse_failed, &admitted.query);

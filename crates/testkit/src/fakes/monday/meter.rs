@@ -26,6 +26,8 @@ pub(super) struct Meter {
     pub status: Option<u16>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The budget refused the request: it costs 0.1 daily call, as rate-limited calls do.
+    pub rate_limited: bool,
 }
 
 pub(super) struct Pricing;
@@ -97,6 +99,7 @@ impl Extension for PricingExtension {
             }
             Err(e) => {
                 meter.status = Some(st.api.budget_status);
+                meter.rate_limited = true;
                 meter.retry_after = Some(e.retry_in);
                 let error = budget_exhausted(e.cost, e.remaining, e.limit, e.retry_in);
                 Err(vec![error.into_server_error(Default::default())])
