@@ -1,14 +1,28 @@
-//! Fake monday.com OAuth server (providers.md A1, C1 OAuth part): authorize with a consent page,
-//! the legacy and new-flow token endpoints, revoke, migrate, discovery, a `/v2` that answers
-//! `me`, and the control handle tests drive it with.
+//! Fake monday.com (providers.md A1, A2, A3, C1): authorize with a consent page, the legacy and
+//! new-flow token endpoints, revoke, migrate, discovery, the GraphQL API `/v2` (identity, boards,
+//! columns, groups, items with cursor paging, column-value writes, complexity and rate limits),
+//! and the control handle tests drive it with.
 
+mod api_state;
 mod authorize;
+mod boards;
+mod control;
+mod cost;
+mod errors;
 mod graphql;
+mod items;
 mod lifecycle;
+mod limits;
+mod meter;
+mod mutation;
+mod schema;
 mod state;
 mod token;
+mod types;
 
+pub use self::errors::ErrorShape;
 pub use self::graphql::CURRENT_API_VERSION;
+pub use self::limits::ApiLimits;
 pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Access, Account, Client, Grant, MondayState, User};

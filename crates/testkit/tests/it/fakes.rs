@@ -4,6 +4,7 @@
 mod google;
 mod google_calendar;
 mod monday;
+mod monday_api;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

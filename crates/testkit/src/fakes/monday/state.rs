@@ -1,6 +1,7 @@
 //! Fake monday's state: the app (client), accounts and users, pending consents, codes, grants
 //! (legacy and new-flow) with their tokens, switches and counters.
 
+use super::api_state::ApiState;
 use crate::fakes::common::{
     AuthorizeRecord, Challenge, Clock, FailNext, IssMode, RefreshHold, Revocation, RevokeBehaviour, TokenKind,
 };
@@ -123,6 +124,8 @@ pub(super) struct MondayState {
     pub migrations: HashMap<String, u64>,
     pub switches: Switches,
     pub counters: Counters,
+    /// Boards, items, cursors, limits and switches of `/v2`.
+    pub api: ApiState,
 }
 
 impl MondayState {
@@ -153,6 +156,7 @@ impl MondayState {
                 refresh_hold: None,
             },
             counters: Counters::default(),
+            api: ApiState::default(),
         }
     }
 
