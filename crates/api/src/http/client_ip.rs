@@ -66,7 +66,9 @@ impl ClientIp {
 
     /// The rate-limit key of the request's client.
     pub fn key_of<T>(&self, request: &Request<T>) -> Option<IpAddr> {
-        self.of(request).map(rate_key)
+        // The `record` layer (outside every limiter) has usually resolved the address already.
+        let resolved = request.extensions().get::<ClientAddr>().and_then(|addr| addr.0);
+        resolved.or_else(|| self.of(request)).map(rate_key)
     }
 }
 
