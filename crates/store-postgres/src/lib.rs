@@ -5,16 +5,20 @@
 //! holds across any number of instances sharing the database (architecture §6).
 
 mod audit;
+mod budgets;
 mod connect;
 mod connections;
 mod credentials;
 mod error;
+mod idempotency;
 mod identity;
 mod instances;
 mod jobs;
 mod lifecycle;
 mod outbox;
+mod records;
 mod rows;
+mod sync;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use patchbay_store::StoreError;

@@ -7,18 +7,22 @@
 //! away: SQLite is the single-process backend (architecture §1).
 
 mod audit;
+mod budgets;
 mod codec;
 mod connect;
 mod connections;
 mod credentials;
 mod error;
+mod idempotency;
 mod identity;
 mod instances;
 mod jobs;
 mod lifecycle;
 mod lock;
 mod outbox;
+mod records;
 mod rows;
+mod sync;
 
 use patchbay_store::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};

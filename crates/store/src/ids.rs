@@ -65,7 +65,24 @@ typed_id!(
     InstanceId,
     /// A connect session (one browser connect attempt).
     ConnectSessionId,
+    /// A sync run.
+    SyncRunId,
+    /// A synced record (board, column, group, item, calendar or event).
+    RecordId,
 );
+
+impl RecordId {
+    /// The id of a connection's record of `kind` with `provider_id`: derived (UUID v5 under the
+    /// connection's id), so a sync can seal a record bound to its id before the row exists, and
+    /// the same provider object always maps to the same Patchbay id.
+    pub fn derive(connection: ConnectionId, kind: crate::RecordKind, provider_id: &str) -> Self {
+        let mut name = Vec::with_capacity(kind.as_str().len() + 1 + provider_id.len());
+        name.extend_from_slice(kind.as_str().as_bytes());
+        name.push(b'\n');
+        name.extend_from_slice(provider_id.as_bytes());
+        Self(Uuid::new_v5(&connection.0, &name))
+    }
+}
 
 /// Proof that a read is limited to one tenant. Handlers build it from an authenticated
 /// principal; there is no way to read tenant data without one.

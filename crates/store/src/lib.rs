@@ -8,6 +8,7 @@
 //! answers [`StoreError::NotFound`], never a different error, so ids leak nothing.
 
 mod audit;
+mod budgets;
 mod connect;
 mod connections;
 mod credentials;
@@ -19,9 +20,12 @@ pub mod jobs;
 mod outbox;
 mod page;
 mod provider;
+mod records;
+mod sync;
 mod text_enum;
 
 pub use audit::*;
+pub use budgets::*;
 pub use connect::*;
 pub use connections::*;
 pub use credentials::*;
@@ -33,6 +37,8 @@ pub use jobs::*;
 pub use outbox::*;
 pub use page::*;
 pub use provider::*;
+pub use records::*;
+pub use sync::*;
 
 /// Everything a Patchbay store offers. Domain crates hold `Arc<dyn Store>` (or one of the
 /// narrower traits it upcasts to).
@@ -46,6 +52,10 @@ pub trait Store:
     + JobStore
     + InstanceStore
     + HealthStore
+    + SyncStore
+    + RecordStore
+    + BudgetStore
+    + IdempotencyStore
 {
 }
 
@@ -59,5 +69,9 @@ impl<T> Store for T where
         + JobStore
         + InstanceStore
         + HealthStore
+        + SyncStore
+        + RecordStore
+        + BudgetStore
+        + IdempotencyStore
 {
 }

@@ -20,11 +20,13 @@ pub enum Purpose {
     ChannelToken,
     /// An outbound endpoint's signing secret.
     EndpointSecret,
+    /// A synced record's provider JSON and free text (boards, items, calendars, events).
+    Record,
 }
 
 impl Purpose {
     /// Every purpose, in declaration order.
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::AccessToken,
         Purpose::RefreshToken,
         Purpose::TokenSet,
@@ -32,6 +34,7 @@ impl Purpose {
         Purpose::WebhookSecret,
         Purpose::ChannelToken,
         Purpose::EndpointSecret,
+        Purpose::Record,
     ];
 
     /// The stable label written into associated data. Never change one: existing rows would stop decrypting.
@@ -44,6 +47,7 @@ impl Purpose {
             Purpose::WebhookSecret => "webhook_secret",
             Purpose::ChannelToken => "channel_token",
             Purpose::EndpointSecret => "endpoint_secret",
+            Purpose::Record => "record",
         }
     }
 }

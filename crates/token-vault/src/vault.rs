@@ -56,6 +56,20 @@ impl Vault {
         }
     }
 
+    /// A 32-byte key for `label` derived from the primary key (HMAC-SHA256 of the label under
+    /// the key), for keyed hashes of sealed data: equal inputs hash equal under one primary key,
+    /// and nobody without the key can test a guess. Changes when the primary key changes.
+    pub fn derive_subkey(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        use secrecy::ExposeSecret;
+        let primary = self.ring.primary();
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(primary.material.expose_secret())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"patchbay subkey\n");
+        mac.update(label.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// The key id in an envelope's header, without decrypting (for `vault status` counts).
     pub fn key_id_of(blob: &[u8]) -> Result<u32, VaultError> {
         envelope::parse(blob).map(|parsed| parsed.key_id)

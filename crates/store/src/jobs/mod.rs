@@ -17,6 +17,12 @@ crate::text_enum! {
         ConnectionDisconnect = "connection.disconnect",
         /// A new connection's first sync ([`SyncInitialPayload`]).
         SyncInitial = "sync.initial",
+        /// One sync run of a connection ([`crate::SyncRunPayload`]).
+        SyncRun = "sync.run",
+        /// Re-queues any connection's missing scheduled sync ([`SyncRepairPayload`]).
+        SyncRepair = "sync.repair",
+        /// Deletes a disconnected connection's synced records in batches ([`SyncPurgePayload`]).
+        SyncPurge = "sync.purge",
     }
 }
 
@@ -70,6 +76,42 @@ impl JobPayload for SyncInitialPayload {
         let mut job = NewJob::new(Self::KIND.as_str(), serde_json::json!(self), now);
         // Backfills run below change-driven work (architecture §4.3).
         job.priority = -10;
+        job.dedup_key = Some(format!("{}:{}", Self::KIND, self.connection_id));
+        job.concurrency_key = Some(format!("sync:{}", self.connection_id));
+        job
+    }
+}
+
+/// Payload of [`JobKind::SyncRepair`]: a singleton sweep that re-enqueues itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRepairPayload {}
+
+impl JobPayload for SyncRepairPayload {
+    const KIND: JobKind = JobKind::SyncRepair;
+
+    fn job(&self, now: DateTime<Utc>) -> NewJob {
+        let mut job = NewJob::new(Self::KIND.as_str(), serde_json::json!(self), now);
+        job.priority = -20;
+        job.dedup_key = Some(Self::KIND.to_string());
+        job.concurrency_key = Some(Self::KIND.to_string());
+        job
+    }
+}
+
+/// Payload of [`JobKind::SyncPurge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPurgePayload {
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+}
+
+impl JobPayload for SyncPurgePayload {
+    const KIND: JobKind = JobKind::SyncPurge;
+
+    fn job(&self, now: DateTime<Utc>) -> NewJob {
+        let mut job = NewJob::new(Self::KIND.as_str(), serde_json::json!(self), now);
+        job.priority = -30;
+        job.max_attempts = 20;
         job.dedup_key = Some(format!("{}:{}", Self::KIND, self.connection_id));
         job.concurrency_key = Some(format!("sync:{}", self.connection_id));
         job
