@@ -13,6 +13,7 @@
 pub mod breaker;
 pub mod budget;
 pub mod call;
+pub mod engine;
 mod error;
 pub mod google;
 pub mod monday;
