@@ -219,9 +219,11 @@ pub struct RepairCandidate {
 /// [`StoreError::LeaseLost`] once the lease has moved on (fencing).
 #[async_trait]
 pub trait SyncStore: Send + Sync {
-    /// Queues a run and its job in one transaction, or merges into the connection's queued run
-    /// (moving it earlier and its priority up). Refused with `NotFound` for a connection that is
-    /// not `active`.
+    /// Queues a run and its job in one transaction, or merges into the connection's pending run
+    /// (moving it earlier and its priority up, and raising its trigger: initial > manual >
+    /// webhook > schedule). A run is pending while `queued`, or `running` with its job back in the
+    /// queue (yielded for budget, waiting for a retry). Refused with `NotFound` for a connection
+    /// that is not `active`.
     async fn request_sync(&self, request: SyncRequest, now: DateTime<Utc>) -> StoreResult<SyncRequested>;
     /// Marks a queued run `running` (fenced by the job's lease).
     async fn start_sync_run(&self, lease: &LeaseRef, run: SyncRunId, now: DateTime<Utc>) -> StoreResult<SyncRun>;

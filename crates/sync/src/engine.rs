@@ -158,3 +158,11 @@ impl<'a> Engine<'a> {
         Ok(deps.store.save_sync_state(&self.lease, self.session.connection().id, state, deps.clock.now()).await?)
     }
 }
+
+/// Whether a list part (`calendars`, `boards`) is due for its own poll in a
+/// [`Scope::DirtyOnly`] run: never synced, or last synced longer ago than the backstop used
+/// with a healthy change signal. The runner's skip decision uses the same rule.
+pub fn list_due(state: Option<&SyncState>, settings: &crate::SyncSettings, now: DateTime<Utc>) -> bool {
+    let every = chrono::Duration::from_std(settings.backstop_with_signal).unwrap_or_default();
+    state.and_then(|s| s.last_success_at).is_none_or(|at| now - at >= every)
+}
