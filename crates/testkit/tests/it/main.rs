@@ -4,6 +4,7 @@
 
 mod fakes;
 mod migrations;
+mod postgres_only;
 mod sqlite_only;
 
 /// Generates one test per scenario per backend.
