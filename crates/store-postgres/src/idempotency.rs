@@ -28,6 +28,7 @@ const BEGIN: &str = "WITH seen AS (
 
 #[async_trait]
 impl IdempotencyStore for PgStore {
+    #[allow(clippy::too_many_arguments)]
     async fn begin_idempotent(
         &self,
         scope: TenantScope,

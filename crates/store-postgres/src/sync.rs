@@ -23,30 +23,34 @@ pub(crate) async fn write_state(
     write: &StateWrite,
     now: DateTime<Utc>,
 ) -> StoreResult<SyncState> {
-    let row = sqlx::query(
-        "INSERT INTO sync_state AS s (connection_id, part, checkpoint, version, generation, dirty,
-             last_success_at, last_full_at, updated_at)
-         SELECT $1, $2, $3, 1, $4, false, $5, $6, $7 WHERE $8 = 0
-         ON CONFLICT (connection_id, part) DO UPDATE SET
-             checkpoint = excluded.checkpoint, version = s.version + 1, generation = excluded.generation,
-             last_success_at = COALESCE($5, s.last_success_at),
-             dirty = CASE WHEN $5 IS NOT NULL AND (s.dirty_at IS NULL OR s.dirty_at <= $5) THEN false
-                          ELSE s.dirty END,
-             last_full_at = COALESCE($6, s.last_full_at), updated_at = $7
-         WHERE s.version = $8
-         RETURNING *",
-    )
-    .bind(connection.0)
-    .bind(&write.part)
-    .bind(&write.checkpoint)
-    .bind(write.generation)
-    .bind(write.success_at.map(us))
-    .bind(write.full_at.map(us))
-    .bind(us(now))
-    .bind(write.expected_version)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_err)?;
+    // Version 0 may have no row yet (or one a change signal made): upsert. Any other version
+    // must be the stored one: a plain update, which matches nothing when it moved on.
+    const SET: &str = "checkpoint = $3, version = s.version + 1, generation = $4,
+        last_success_at = COALESCE($5, s.last_success_at),
+        dirty = CASE WHEN $5 IS NOT NULL AND (s.dirty_at IS NULL OR s.dirty_at <= $5) THEN false ELSE s.dirty END,
+        last_full_at = COALESCE($6, s.last_full_at), updated_at = $7";
+    let sql = if write.expected_version == 0 {
+        format!(
+            "INSERT INTO sync_state AS s (connection_id, part, checkpoint, version, generation, dirty,
+                 last_success_at, last_full_at, updated_at)
+             VALUES ($1, $2, $3, 1, $4, false, $5, $6, $7)
+             ON CONFLICT (connection_id, part) DO UPDATE SET {SET} WHERE s.version = $8 RETURNING *"
+        )
+    } else {
+        format!("UPDATE sync_state AS s SET {SET} WHERE connection_id = $1 AND part = $2 AND version = $8 RETURNING *")
+    };
+    let row = sqlx::query(&sql)
+        .bind(connection.0)
+        .bind(&write.part)
+        .bind(&write.checkpoint)
+        .bind(write.generation)
+        .bind(write.success_at.map(us))
+        .bind(write.full_at.map(us))
+        .bind(us(now))
+        .bind(write.expected_version)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
     rows::sync_state(&row.ok_or_else(|| StoreError::Conflict("sync state version".into()))?)
 }
 

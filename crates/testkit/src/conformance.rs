@@ -4,6 +4,7 @@
 //! Scenarios pass times explicitly (`now`), so nothing sleeps waiting for the clock.
 
 mod change_feed;
+mod budgets;
 mod connect;
 mod credentials;
 mod identity;
@@ -15,6 +16,7 @@ mod sync;
 mod worker;
 
 pub use change_feed::*;
+pub use budgets::*;
 pub use connect::*;
 pub use credentials::*;
 pub use identity::*;
