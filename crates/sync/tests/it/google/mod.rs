@@ -121,6 +121,13 @@ pub async fn stored(world: &World, connection: &Connection, calendar: &str) -> B
 pub async fn assert_matches(world: &World, connection: &Connection, calendar: &str, context: &str) {
     let want = expected(world, calendar);
     let have = stored(world, connection, calendar).await;
+    // Only an instance of a series may stay as a cancelled record; a cancelled single event is a
+    // deletion.
+    for (id, record) in live_events(world, connection, calendar).await {
+        if record.fields.status.as_deref() == Some("cancelled") {
+            assert!(record.fields.series_id.is_some(), "{context}: cancelled event {id} kept without a series");
+        }
+    }
     assert_eq!(have, want, "{context}: the stored events of {calendar} differ from the fake's");
 }
 

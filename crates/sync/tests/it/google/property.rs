@@ -48,6 +48,7 @@ async fn run_seed(world: &World, conn: &Connection, seed: u64) {
     let (result, _) = sync(world, conn).await;
     assert!(result.is_ok(), "seed {seed}: the final sync failed: {result:?}");
     for calendar in [primary().as_str(), "side"] {
+        eprintln!("seed {seed}: {calendar} holds {} events", expected(world, calendar).len());
         assert_matches(world, conn, calendar, &format!("seed {seed}")).await;
     }
     let (feed, store) = (feed_live_set(world, conn).await, live_set(world, conn).await);
