@@ -3,6 +3,7 @@
 //!
 //! Scenarios pass times explicitly (`now`), so nothing sleeps waiting for the clock.
 
+mod budgets;
 mod connect;
 mod credentials;
 mod identity;
@@ -11,6 +12,7 @@ mod load;
 mod queue;
 mod worker;
 
+pub use budgets::*;
 pub use connect::*;
 pub use credentials::*;
 pub use identity::*;

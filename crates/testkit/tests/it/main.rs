@@ -4,6 +4,7 @@
 
 mod fakes;
 mod migrations;
+mod postgres_only;
 mod sqlite_only;
 
 /// Generates one test per scenario per backend.
@@ -69,4 +70,11 @@ on_both_stores!(
     every_status_transition_writes_the_event_the_rule_names,
     credentials_expiring_lists_only_active_ones_expiring_before_the_cutoff_in_order,
     a_disconnect_hides_the_connection_and_finishing_it_twice_deletes_it_once,
+    // budgets, breakers and idempotency
+    gcra_admits_the_burst_then_refuses_until_it_refills,
+    a_gcra_refund_stops_at_now_and_a_forced_step_applies_over_capacity,
+    concurrent_gcra_steps_never_admit_more_than_the_capacity,
+    concurrency_slots_admit_n_holders_and_free_on_release_or_lapse,
+    a_breaker_opens_at_the_threshold_probes_once_and_backs_off,
+    idempotency_keys_start_once_replay_and_expire,
 );
