@@ -4,4 +4,5 @@
 #[allow(dead_code)]
 #[macro_use]
 mod support;
+mod google;
 mod runner;
