@@ -3,8 +3,8 @@
 //!
 //! Scenarios pass times explicitly (`now`), so nothing sleeps waiting for the clock.
 
-mod change_feed;
 mod budgets;
+mod change_feed;
 mod connect;
 mod credentials;
 mod identity;
@@ -15,8 +15,8 @@ mod records;
 mod sync;
 mod worker;
 
-pub use change_feed::*;
 pub use budgets::*;
+pub use change_feed::*;
 pub use connect::*;
 pub use credentials::*;
 pub use identity::*;
