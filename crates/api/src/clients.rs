@@ -29,3 +29,20 @@ pub fn jwks_client() -> anyhow::Result<reqwest::Client> {
         .build()
         .context("building the outbound HTTP client")
 }
+
+/// The client for provider API calls (sync, write-back, proxy): no redirects followed, bounded
+/// time, https only except loopback fakes in development. Its URLs are always built on the
+/// configured API roots (`PATCHBAY_GOOGLE_API_URL`, `PATCHBAY_MONDAY_API_URL`), whose hosts the
+/// configuration already restricts in production.
+pub fn sync_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    let development = settings.environment == crate::config::Environment::Development;
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .https_only(!development)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(settings.sync.request_timeout)
+        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the provider API client")
+}

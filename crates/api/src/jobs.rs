@@ -18,5 +18,9 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
         registry: state.settings.providers.registry.clone(),
         revoke_attempts: REVOKE_ATTEMPTS,
     };
-    worker.handle(JobKind::ConnectionDisconnect.as_str(), Arc::new(disconnect))
+    let mut worker = worker.handle(JobKind::ConnectionDisconnect.as_str(), Arc::new(disconnect));
+    for (kind, handler) in patchbay_sync::runner::handlers(&state.sync) {
+        worker = worker.handle(kind.as_str(), handler);
+    }
+    worker
 }

@@ -8,7 +8,11 @@ use crate::http::{self, RateLimiters};
 use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
-use patchbay_store::{CredentialStore, Instance, InstanceId, JobStore, Store, Worker, WorkerSettings};
+use patchbay_store::{
+    CredentialStore, Instance, InstanceId, JobPayload, JobStore, Store, SyncRepairPayload, SystemClock, Worker,
+    WorkerSettings,
+};
+use patchbay_sync::SyncDeps;
 use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -85,6 +89,15 @@ impl Application {
                 app_name: settings.app_name.clone(),
             },
         ));
+        let sync = SyncDeps {
+            store: store.clone(),
+            tokens: tokens.clone(),
+            settings: Arc::new(settings.sync.clone()),
+            http: crate::clients::sync_client(&settings)?,
+            clock: Arc::new(SystemClock),
+        };
+        // One repair sweep for the fleet: its dedup key merges this into a sweep already queued.
+        store.enqueue(SyncRepairPayload {}.job(now), now).await.context("queueing the sync repair sweep")?;
         let jobs: Arc<dyn JobStore> = store.clone();
         let worker_settings = WorkerSettings { concurrency: settings.worker_concurrency, ..WorkerSettings::default() };
         let limiters = RateLimiters::new(&settings);
@@ -96,6 +109,7 @@ impl Application {
             tokens,
             oauth,
             connect,
+            sync,
         };
         let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })

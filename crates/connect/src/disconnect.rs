@@ -7,7 +7,7 @@ use chrono::Utc;
 use patchbay_oauth::{OAuthClient, Registry, RevokeVerdict};
 use patchbay_store::{
     ConnectionId, DisconnectPayload, Job, JobContext, JobError, JobHandler, JobPayload, NewAuditEvent, Store,
-    StoreError, TenantScope,
+    StoreError, SyncPurgePayload, TenantScope,
 };
 use patchbay_token_vault::{revoke_grant, Tokens};
 use std::sync::Arc;
@@ -46,7 +46,8 @@ impl JobHandler for DisconnectJob {
         let id = payload.connection_id;
         let connection = match self.store.connection_for_job(scope, id).await {
             Ok(connection) => connection,
-            Err(StoreError::NotFound) => return Ok(()), // already gone
+            // Already gone: an earlier attempt finished the cleanup; make sure its purge is queued.
+            Err(StoreError::NotFound) => return self.queue_purge(payload).await,
             Err(e) => return Err(JobError::Retry(e.to_string())),
         };
         let owner = format!("disconnect:{}", job.id);
@@ -72,11 +73,20 @@ impl JobHandler for DisconnectJob {
         };
         self.store.finish_disconnect(scope, id, audit, Utc::now()).await.map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(connection = %id, "connection disconnected");
-        Ok(())
+        self.queue_purge(payload).await
     }
 }
 
 impl DisconnectJob {
+    /// Queues the deletion of the connection's synced records (run by the sync capability's
+    /// `sync.purge` handler, in batches); its dedup key keeps one per connection.
+    async fn queue_purge(&self, payload: DisconnectPayload) -> Result<(), JobError> {
+        let now = Utc::now();
+        let purge = SyncPurgePayload { tenant_id: payload.tenant_id, connection_id: payload.connection_id };
+        self.store.enqueue(purge.job(now), now).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        Ok(())
+    }
+
     /// Takes the credential's refresh lease, so no refresh starts from now on and one in flight
     /// finishes first (its rotated token is then what gets revoked).
     async fn hold_refresh_lease(&self, scope: TenantScope, id: ConnectionId, owner: &str) -> Result<(), JobError> {

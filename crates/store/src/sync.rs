@@ -225,7 +225,9 @@ pub trait SyncStore: Send + Sync {
     /// queue (yielded for budget, waiting for a retry). Refused with `NotFound` for a connection
     /// that is not `active`.
     async fn request_sync(&self, request: SyncRequest, now: DateTime<Utc>) -> StoreResult<SyncRequested>;
-    /// Marks a queued run `running` (fenced by the job's lease).
+    /// Marks a queued run `running` (fenced by the job's lease). A run already `running` is
+    /// accepted and returned: the job that yielded for budget or waits for a retry resumes the
+    /// run it started. A finished run answers `Conflict`, a missing one `NotFound`.
     async fn start_sync_run(&self, lease: &LeaseRef, run: SyncRunId, now: DateTime<Utc>) -> StoreResult<SyncRun>;
     /// Ends a run, and in the same transaction writes `sync.completed` (succeeded) or
     /// `sync.failed` (failed) to the outbox with the counts and error class, and moves the

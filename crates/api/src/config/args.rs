@@ -57,6 +57,8 @@ pub struct ConfigArgs {
     pub limits: RateLimitArgs,
     #[command(flatten)]
     pub providers: ProviderArgs,
+    #[command(flatten)]
+    pub sync: super::sync::SyncArgs,
 
     /// Maximum database connections (Postgres pool size; SQLite read connections).
     #[arg(long, env = "PATCHBAY_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
@@ -246,6 +248,9 @@ pub struct ProviderSettings {
     pub monday_plan: String,
     pub google_api_url: Option<Url>,
     pub google_sync_days_back: u32,
+    /// `PATCHBAY_MONDAY_API_URL` (the GraphQL endpoint), when overridden.
+    pub monday_api_url: Option<Url>,
+    pub monday_api_version: String,
 }
 
 impl ConfigArgs {
@@ -265,6 +270,7 @@ impl ConfigArgs {
             None => return Err(missing_secret("PATCHBAY_VAULT_KEYS", production)),
         };
         let auth = self.auth_settings(env, production, allow_dev_secrets)?;
+        let providers = self.provider_settings(env, production)?;
 
         Ok(Settings {
             environment: self.environment,
@@ -278,7 +284,8 @@ impl ConfigArgs {
             allow_private_endpoints: self.allow_private_endpoints,
             worker_concurrency: self.worker_concurrency.max(1),
             app_name: app_name(&self.app_name)?,
-            providers: self.provider_settings(env, production)?,
+            sync: self.sync.settings(&providers)?,
+            providers,
         })
     }
 
@@ -524,6 +531,8 @@ impl ConfigArgs {
             monday_plan: p.monday_plan.clone(),
             google_api_url: google("PATCHBAY_GOOGLE_API_URL", &e.google_api_url)?,
             google_sync_days_back: p.google_sync_days_back,
+            monday_api_url: monday("PATCHBAY_MONDAY_API_URL", &e.monday_api_url)?,
+            monday_api_version: p.monday_api_version.clone(),
         })
     }
 }

@@ -5,10 +5,13 @@
 mod args;
 mod dev_secrets;
 mod secrets;
+mod sync;
 
 pub use args::{ConfigArgs, Environment, LogFormat};
+pub use patchbay_sync::SyncSettings;
 pub use patchbay_token_vault::KeyRing;
 pub use secrets::{ProcessEnv, SecretSource};
+pub use sync::SyncArgs;
 
 use ipnet::IpNet;
 use secrecy::SecretString;
@@ -121,6 +124,8 @@ pub struct Settings {
     /// `PATCHBAY_APP_NAME`: the product name the connect page shows.
     pub app_name: String,
     pub providers: args::ProviderSettings,
+    /// Sync scheduling, budgets and provider API roots.
+    pub sync: SyncSettings,
 }
 
 impl Settings {

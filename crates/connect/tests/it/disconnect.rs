@@ -54,6 +54,7 @@ async fn assert_gone(w: &World, scope: TenantScope, id: ConnectionId, action: &s
     );
     assert!(matches!(w.store.connection_for_job(scope, id).await, Err(StoreError::NotFound)), "tombstoned");
     assert_eq!(deleted_events(w, scope, id).await, 1, "connection.deleted exactly once");
+    assert!(w.all_jobs(JobKind::SyncPurge).await >= 1, "the synced records' purge is queued");
     let audit = w.audit_actions(scope).await;
     let outcomes: Vec<&String> = audit.iter().filter(|a| a.starts_with("connection.disconnected")).collect();
     assert_eq!(outcomes, vec![action], "one audit record says what became of the grant");
@@ -110,6 +111,7 @@ async fn disconnect_with(db: Db, provider: ProviderId, behaviour: RevokeBehaviou
     let followed = w.google.requests().into_iter().chain(w.monday.requests()).any(|r| r.contains(REVOKE_REDIRECT_PATH));
     assert!(!followed, "a revocation redirect is never followed");
 
+    assert_eq!(w.all_jobs(JobKind::SyncPurge).await, 1, "one purge of the synced records");
     let again = w.begin_disconnect(scope, id).await;
     assert!(matches!(again, Err(StoreError::NotFound)), "a deleted connection cannot be disconnected again");
     assert_eq!(w.drain().await, Vec::new());

@@ -6,3 +6,5 @@
 mod support;
 
 mod call;
+mod google;
+mod runner;

@@ -157,6 +157,16 @@ impl FakeGoogle {
         self.with(|st| st.calendar.switches.failures.extend(std::iter::repeat_n(failure, times)));
     }
 
+    /// After the next `passing` Calendar requests are answered normally, the `times` after them
+    /// answer `failure` (e.g. to break a listing after its first pages).
+    pub fn fail_calendar_api_after(&self, passing: usize, failure: ApiFailure, times: usize) {
+        self.with(|st| {
+            let switches = &mut st.calendar.switches;
+            switches.pass_before_failures = passing;
+            switches.failures.extend(std::iter::repeat_n(failure, times));
+        });
+    }
+
     /// Every Calendar request waits this long before it is answered (default none).
     pub fn set_calendar_latency(&self, latency: Duration) {
         self.with(|st| st.calendar.switches.latency = latency);

@@ -48,7 +48,16 @@ pub(crate) async fn admit(shared: &Shared, headers: &HeaderMap, path: &str, need
         tokio::time::sleep(latency).await;
     }
     let mut st = shared.lock().unwrap();
-    if let Some(failure) = st.calendar.switches.failures.pop_front() {
+    let switches = &mut st.calendar.switches;
+    let failure = if switches.failures.is_empty() {
+        None
+    } else if switches.pass_before_failures > 0 {
+        switches.pass_before_failures -= 1;
+        None
+    } else {
+        switches.failures.pop_front()
+    };
+    if let Some(failure) = failure {
         if failure.is_rate_limit() {
             st.calendar.counters.rate_limited += 1;
         }

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 #[derive(Default)]
 pub(crate) struct ApiSwitches {
     pub failures: VecDeque<ApiFailure>,
+    /// Requests still answered normally before the queued `failures` apply.
+    pub pass_before_failures: usize,
     pub latency: Duration,
     /// Requests per minute per user; `None` = no limit.
     pub user_quota: Option<usize>,
