@@ -4,3 +4,4 @@
 #[allow(dead_code)]
 #[macro_use]
 mod support;
+mod monday;
