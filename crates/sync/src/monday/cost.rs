@@ -31,3 +31,14 @@ pub(crate) fn first_items_page(limit: u32) -> i64 {
 pub(crate) fn next_items_page(limit: u32) -> i64 {
     10 + i64::from(limit) * PAGE_SELECTION
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn estimates_follow_the_per_field_rule() {
+        // The sync integration test checks the fake charges exactly these for the same queries.
+        assert_eq!(super::boards_page(25), 2210);
+        assert_eq!(super::first_items_page(3), 167);
+        assert_eq!(super::next_items_page(3), 157);
+    }
+}

@@ -86,6 +86,10 @@ async fn sync_equals_the_fakes_boards_columns_groups_and_items(mut world: World)
     }
 
     let upserted = sync(&world, &conn).await.expect("the sync runs");
+    // What the engine estimates before each call (crates/sync/src/monday/cost.rs) is what monday
+    // charged: one board page (10 + 25 × 88), the first items page (20 + 3 × 49) and two more
+    // (10 + 3 × 49 each).
+    assert_eq!(world.monday.complexity_spent(), 2210 + 167 + 2 * 157);
 
     let boards = live(&world, &conn, RecordKind::MondayBoard).await;
     assert_eq!(boards.keys().collect::<Vec<_>>(), [&BOARD.to_string()]);
