@@ -3,6 +3,7 @@
 //!
 //! Scenarios pass times explicitly (`now`), so nothing sleeps waiting for the clock.
 
+mod budgets;
 mod change_feed;
 mod connect;
 mod credentials;
@@ -14,6 +15,7 @@ mod records;
 mod sync;
 mod worker;
 
+pub use budgets::*;
 pub use change_feed::*;
 pub use connect::*;
 pub use credentials::*;

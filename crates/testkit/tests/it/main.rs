@@ -4,6 +4,7 @@
 
 mod fakes;
 mod migrations;
+mod postgres_only;
 mod sqlite_only;
 
 /// Generates one test per scenario per backend.
@@ -84,4 +85,11 @@ on_both_stores!(
     purge_deletes_records_in_batches_until_nothing_is_left,
     record_rewraps_are_guarded_by_the_old_ciphertext,
     a_change_feed_reader_misses_nothing_while_four_writers_commit,
+    // budgets, breakers and idempotency
+    gcra_admits_the_burst_then_refuses_until_it_refills,
+    a_gcra_refund_stops_at_now_and_a_forced_step_applies_over_capacity,
+    concurrent_gcra_steps_never_admit_more_than_the_capacity,
+    concurrency_slots_admit_n_holders_and_free_on_release_or_lapse,
+    a_breaker_opens_at_the_threshold_probes_once_and_backs_off,
+    idempotency_keys_start_once_replay_and_expire,
 );
