@@ -170,7 +170,7 @@ pub(crate) fn sanitize_message(message: &str) -> String {
             Some(_) => {}
             None if c == '"' || c == '\'' || c == '`' => {
                 quote = Some(c);
-                out.push_str("…");
+                out.push('…');
             }
             None if c.is_ascii_graphic() || c == ' ' => out.push(c),
             None => {}
