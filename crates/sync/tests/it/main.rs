@@ -7,4 +7,5 @@ mod support;
 
 mod call;
 mod google;
+mod monday;
 mod runner;
