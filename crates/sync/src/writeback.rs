@@ -106,8 +106,13 @@ pub async fn change_column_values(
     let values = Value::Object(write.column_values.clone()).to_string();
     let variables = json!({ "board": write.board_id, "item": write.item_id, "values": values });
     let spend = session.monday_spend(true, ESTIMATED_COMPLEXITY);
-    let request =
-        graphql::post(&deps.settings.monday_api_url, &deps.settings.monday_api_version, MUTATION, variables, spend.clone());
+    let request = graphql::post(
+        &deps.settings.monday_api_url,
+        &deps.settings.monday_api_version,
+        MUTATION,
+        variables,
+        spend.clone(),
+    );
     let mut attempt = 0;
     let answer = loop {
         let response = session.call_passthrough(&request).await?;
@@ -124,9 +129,12 @@ pub async fn change_column_values(
             Some(error) => return Err(error),
         }
     };
-    let item = answer.data.get("change_multiple_column_values").filter(|i| i.is_object()).cloned().ok_or_else(|| {
-        SyncError::Protocol("change_multiple_column_values answered no item".into())
-    })?;
+    let item = answer
+        .data
+        .get("change_multiple_column_values")
+        .filter(|i| i.is_object())
+        .cloned()
+        .ok_or_else(|| SyncError::Protocol("change_multiple_column_values answered no item".into()))?;
     upsert_item(session, sealer, &write.board_id, item).await
 }
 

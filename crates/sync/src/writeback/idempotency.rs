@@ -37,7 +37,10 @@ pub fn request_hash(parts: &[&str], body: &serde_json::Value) -> Vec<u8> {
 pub enum Claim {
     /// Run the request, then [`Keys::finish`] (or [`Keys::abandon`]).
     Started,
-    Replay { status: u16, body: Vec<u8> },
+    Replay {
+        status: u16,
+        body: Vec<u8>,
+    },
     Mismatch,
     InFlight,
 }
