@@ -8,7 +8,10 @@ use crate::http::{self, RateLimiters};
 use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
+use patchbay_oauth::ProviderId;
+use patchbay_store::jobs::SystemClock;
 use patchbay_store::{CredentialStore, Instance, InstanceId, JobStore, Store, Worker, WorkerSettings};
+use patchbay_sync::{MondayPlan, SyncDeps, SyncSettings};
 use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -88,6 +91,7 @@ impl Application {
         let jobs: Arc<dyn JobStore> = store.clone();
         let worker_settings = WorkerSettings { concurrency: settings.worker_concurrency, ..WorkerSettings::default() };
         let limiters = RateLimiters::new(&settings);
+        let sync = sync_deps(&settings, store.clone(), tokens.clone())?;
         let state = AppState {
             store,
             auth: Arc::new(auth),
@@ -96,6 +100,7 @@ impl Application {
             tokens,
             oauth,
             connect,
+            sync,
         };
         let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })
@@ -191,6 +196,38 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What write-back and the proxy need from sync. Minimal: the provider API URLs, the pinned
+/// monday version, the plan and the Google client id; the sync runner's configuration
+/// supersedes this.
+fn sync_deps(settings: &Settings, store: Arc<dyn Store>, tokens: Arc<Tokens>) -> anyhow::Result<SyncDeps> {
+    let registry = &settings.providers.registry;
+    let monday = registry.get(ProviderId::Monday);
+    let google_api = match &settings.providers.google_api_url {
+        Some(url) => url.clone(),
+        None => url::Url::parse("https://www.googleapis.com/")?,
+    };
+    let monday_api = match monday {
+        Some(config) => config.identity_url.clone(),
+        None => url::Url::parse("https://api.monday.com/v2")?,
+    };
+    let mut sync = SyncSettings::new(google_api, monday_api);
+    if let Some(config) = monday {
+        sync.monday_api_version = config.monday_api_version.clone();
+    }
+    if let Some(config) = registry.get(ProviderId::Google) {
+        sync.google_client_id = config.client_id.clone();
+    }
+    if let Some(plan) = MondayPlan::parse(&settings.providers.monday_plan) {
+        sync.monday_plan = plan;
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(sync.request_timeout)
+        .build()
+        .context("building the provider API client")?;
+    Ok(SyncDeps { store, tokens, settings: Arc::new(sync), http, clock: Arc::new(SystemClock) })
 }
 
 /// Periodic chores: the instance heartbeat, pruning idle rate-limiter keys, and the refresh

@@ -6,6 +6,7 @@ use crate::health::Readiness;
 use patchbay_connect::Connect;
 use patchbay_oauth::OAuthClient;
 use patchbay_store::Store;
+use patchbay_sync::SyncDeps;
 use patchbay_token_vault::Tokens;
 use std::sync::Arc;
 
@@ -19,4 +20,6 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub oauth: Arc<OAuthClient>,
     pub connect: Arc<Connect>,
+    /// What write-back and the proxy call providers through (minimal until the runner's config lands).
+    pub sync: SyncDeps,
 }
