@@ -119,6 +119,17 @@ impl Session {
 
     /// Makes `request`, following the rules in the module doc.
     pub async fn call(&self, request: &ApiRequest) -> Result<ApiResponse, SyncError> {
+        self.call_with(request, false).await
+    }
+
+    /// Like [`Session::call`], but a 4xx the provider refused the request itself with (not
+    /// auth, permission or rate limits) comes back as the answer rather than
+    /// [`SyncError::Rejected`]: write-back reads monday's 423, the proxy passes the answer on.
+    pub async fn call_passthrough(&self, request: &ApiRequest) -> Result<ApiResponse, SyncError> {
+        self.call_with(request, true).await
+    }
+
+    async fn call_with(&self, request: &ApiRequest, pass_rejections: bool) -> Result<ApiResponse, SyncError> {
         let keys = self.breaker_keys();
         self.breakers.admit(&keys).await?;
         let scope = TenantScope::new(self.connection.tenant_id);
@@ -177,7 +188,7 @@ impl Session {
                     return Err(SyncError::Transient(verdict.reason));
                 }
                 // A 2xx with GraphQL errors, or a 4xx: the caller reads the body.
-                _ if response.status.is_success() => {
+                _ if response.status.is_success() || pass_rejections => {
                     self.breakers.success(&keys).await?;
                     return Ok(response);
                 }

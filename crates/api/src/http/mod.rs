@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod problem;
+pub mod sync_errors;
 
 use crate::config::{RateLimit, Settings};
 use crate::state::AppState;

@@ -32,11 +32,24 @@ pub enum ProblemCode {
     HeadersTooLarge,
     Internal,
     Unavailable,
+    InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    IdempotencyKeyInFlight,
+    InvalidColumn,
+    InvalidColumnValue,
+    BoardLocked,
+    ProviderRejected,
+    ProviderForbidden,
+    ProviderUnavailable,
+    CircuitOpen,
+    ConnectionUnavailable,
+    ProxyPathNotAllowed,
+    ProxyResponseTooLarge,
 }
 
 impl ProblemCode {
     /// Every code, for the OpenAPI test and docs.
-    pub const ALL: [ProblemCode; 19] = [
+    pub const ALL: [ProblemCode; 32] = [
         Self::BadRequest,
         Self::InvalidJson,
         Self::InvalidQuery,
@@ -56,6 +69,19 @@ impl ProblemCode {
         Self::HeadersTooLarge,
         Self::Internal,
         Self::Unavailable,
+        Self::InvalidIdempotencyKey,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyKeyInFlight,
+        Self::InvalidColumn,
+        Self::InvalidColumnValue,
+        Self::BoardLocked,
+        Self::ProviderRejected,
+        Self::ProviderForbidden,
+        Self::ProviderUnavailable,
+        Self::CircuitOpen,
+        Self::ConnectionUnavailable,
+        Self::ProxyPathNotAllowed,
+        Self::ProxyResponseTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +105,19 @@ impl ProblemCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
+            Self::InvalidColumn => "invalid_column",
+            Self::InvalidColumnValue => "invalid_column_value",
+            Self::BoardLocked => "board_locked",
+            Self::ProviderRejected => "provider_rejected",
+            Self::ProviderForbidden => "provider_forbidden",
+            Self::ProviderUnavailable => "provider_unavailable",
+            Self::CircuitOpen => "circuit_open",
+            Self::ConnectionUnavailable => "connection_unavailable",
+            Self::ProxyPathNotAllowed => "proxy_path_not_allowed",
+            Self::ProxyResponseTooLarge => "proxy_response_too_large",
         }
     }
 
@@ -99,6 +138,19 @@ impl ProblemCode {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Self::InvalidColumn => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidColumnValue => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BoardLocked => StatusCode::CONFLICT,
+            Self::ProviderRejected => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ProviderForbidden => StatusCode::FORBIDDEN,
+            Self::ProviderUnavailable => StatusCode::BAD_GATEWAY,
+            Self::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ConnectionUnavailable => StatusCode::CONFLICT,
+            Self::ProxyPathNotAllowed => StatusCode::NOT_FOUND,
+            Self::ProxyResponseTooLarge => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -124,6 +176,19 @@ impl ProblemCode {
             Self::HeadersTooLarge => "The request headers are too large",
             Self::Internal => "Internal error",
             Self::Unavailable => "Service unavailable",
+            Self::InvalidIdempotencyKey => "The Idempotency-Key header is missing or malformed",
+            Self::IdempotencyKeyReused => "This Idempotency-Key was used with another request",
+            Self::IdempotencyKeyInFlight => "The first request with this Idempotency-Key is still running",
+            Self::InvalidColumn => "The board has no such column",
+            Self::InvalidColumnValue => "A column value is not valid for its column",
+            Self::BoardLocked => "The board is locked by another update",
+            Self::ProviderRejected => "The provider refused the request",
+            Self::ProviderForbidden => "The provider denied the connection access",
+            Self::ProviderUnavailable => "The provider did not answer usefully",
+            Self::CircuitOpen => "Calls to the provider are paused after repeated failures",
+            Self::ConnectionUnavailable => "The connection is not active",
+            Self::ProxyPathNotAllowed => "The proxy does not forward this path or method",
+            Self::ProxyResponseTooLarge => "The provider's answer is larger than the proxy passes back",
         }
     }
 
@@ -258,12 +323,17 @@ impl From<patchbay_connect::ConnectError> for ApiError {
     }
 }
 
+/// The JSON body of a problem (stored as-is by idempotent routes to replay it).
+pub fn problem_body(code: ProblemCode, detail: Option<String>) -> Vec<u8> {
+    let status = code.status().as_u16();
+    let body = Problem { type_uri: code.type_uri(), title: code.title().to_string(), status, detail, code };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 /// Builds a problem response (also used by layers that answer before any handler).
 pub fn problem_response(code: ProblemCode, detail: Option<String>) -> Response {
     let status = code.status();
-    let body =
-        Problem { type_uri: code.type_uri(), title: code.title().to_string(), status: status.as_u16(), detail, code };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let bytes = problem_body(code, detail);
     let mut response = (status, bytes).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response

@@ -8,4 +8,6 @@ mod support;
 mod call;
 mod google;
 mod monday;
+mod proxy;
 mod runner;
+mod writeback;

@@ -110,6 +110,8 @@ impl World {
             )
             .with(
                 ProviderConfig::monday(MONDAY_CLIENT, SecretString::from("monday-secret"), MondayFlow::V2)
+                    // Write-back needs `boards:write` in the grant.
+                    .with_write_back(true)
                     .with_authorize_url(monday.auth_url())
                     .with_token_url(monday.token_url())
                     .with_revoke_url(Some(monday.revoke_url()))

@@ -22,6 +22,8 @@ pub(super) struct ApiState {
     pub latency: Duration,
     /// While set (and not released), `/v2` calls wait after admission, counted as in flight.
     pub hold: Option<Arc<RefreshHold>>,
+    /// The headers of the last `/v2` request, for tests that check what a client forwarded.
+    pub last_headers: axum::http::HeaderMap,
 }
 
 impl Default for ApiState {
@@ -36,6 +38,7 @@ impl Default for ApiState {
             fail: FailNext::default(),
             latency: Duration::ZERO,
             hold: None,
+            last_headers: axum::http::HeaderMap::new(),
         }
     }
 }

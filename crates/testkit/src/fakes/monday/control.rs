@@ -197,6 +197,17 @@ impl FakeMonday {
         RefreshGate::new(hold)
     }
 
+    /// The headers of the last `/v2` request (names lower-case), to check what a client sent.
+    pub fn last_api_headers(&self) -> Vec<(String, String)> {
+        self.with(|st| {
+            st.api
+                .last_headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect()
+        })
+    }
+
     /// Complexity points charged so far, all accounts.
     pub fn complexity_spent(&self) -> u64 {
         self.with(|st| st.api.limiter.spent)

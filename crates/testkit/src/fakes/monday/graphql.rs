@@ -43,6 +43,7 @@ impl Drop for InFlight {
 }
 
 pub(super) async fn graphql(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.lock().unwrap().api.last_headers = headers.clone();
     let admitted = match admit(&shared, &headers, &body) {
         Ok(admitted) => admitted,
         Err(response) => return *response,
