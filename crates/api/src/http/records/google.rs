@@ -85,8 +85,8 @@ async fn list_calendars(
     ApiQuery(query): ApiQuery<CalendarQuery>,
 ) -> Result<Json<ListOut<CalendarOut>>, ApiError> {
     principal.require(Need::Read)?;
-    connection_of(&state, &principal, id, ProviderId::Google).await?;
     let page = List::GoogleCalendars.page(query.limit, query.cursor.as_deref())?;
+    connection_of(&state, &principal, id, ProviderId::Google).await?;
     let filter = RecordFilter { provider_id: query.provider_id, ..RecordFilter::default() };
     let rows = state.store.list_records(principal.scope(), id, RecordKind::GoogleCalendar, &filter, page).await?;
     let sealer = sealer(&state);

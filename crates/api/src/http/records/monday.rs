@@ -78,8 +78,8 @@ async fn list_boards(
     ApiQuery(query): ApiQuery<BoardQuery>,
 ) -> Result<Json<ListOut<BoardOut>>, ApiError> {
     principal.require(Need::Read)?;
-    connection_of(&state, &principal, id, ProviderId::Monday).await?;
     let page = List::MondayBoards.page(query.limit, query.cursor.as_deref())?;
+    connection_of(&state, &principal, id, ProviderId::Monday).await?;
     let filter = RecordFilter { provider_id: query.provider_id, ..RecordFilter::default() };
     let boards = state.store.list_records(principal.scope(), id, RecordKind::MondayBoard, &filter, page).await?;
     let sealer = sealer(&state);
@@ -123,9 +123,9 @@ async fn list_items(
     ApiQuery(query): ApiQuery<ItemQuery>,
 ) -> Result<Json<ListOut<ItemOut>>, ApiError> {
     principal.require(Need::Read)?;
+    let page = List::MondayItems.page(query.limit, query.cursor.as_deref())?;
     connection_of(&state, &principal, id, ProviderId::Monday).await?;
     let board = state.store.get_record(principal.scope(), id, RecordKind::MondayBoard, board).await?;
-    let page = List::MondayItems.page(query.limit, query.cursor.as_deref())?;
     let filter = RecordFilter { parent_id: Some(board.id), provider_id: query.provider_id, ..RecordFilter::default() };
     let items = state.store.list_records(principal.scope(), id, RecordKind::MondayItem, &filter, page).await?;
     let sealer = sealer(&state);
