@@ -36,6 +36,8 @@ pub struct ChangeQuery {
     /// Page size (1 to 500; default 100).
     #[param(minimum = 1)]
     pub limit: Option<u32>,
+    /// The same position as `after`, as the decimal text of a `next_cursor` (wins over `after`).
+    pub cursor: Option<String>,
 }
 
 /// One change: the record as it is now (a tombstone carries no fields).
@@ -100,7 +102,12 @@ async fn feed(
     query: ChangeQuery,
 ) -> Result<Json<ChangesOut>, ApiError> {
     principal.require(Need::Read)?;
-    let after = query.after.unwrap_or(0);
+    let after = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => cursor
+            .parse::<i64>()
+            .map_err(|_| ApiError::new(ProblemCode::InvalidQuery, "`cursor` is not a cursor this feed returned"))?,
+        None => query.after.unwrap_or(0),
+    };
     if after < 0 || query.limit == Some(0) {
         return Err(ApiError::new(ProblemCode::InvalidQuery, "`after` must be 0 or more and `limit` at least 1"));
     }
