@@ -163,7 +163,7 @@ pub enum AnyFields {
     Group(GroupFields),
     Item(ItemFields),
     Calendar(CalendarFields),
-    Event(EventFields),
+    Event(Box<EventFields>),
 }
 
 impl AnyFields {
@@ -176,7 +176,7 @@ impl AnyFields {
             RecordKind::MondayGroup => Self::Group(open(sealer, record)?),
             RecordKind::MondayItem => Self::Item(open(sealer, record)?),
             RecordKind::GoogleCalendar => Self::Calendar(open(sealer, record)?),
-            RecordKind::GoogleEvent => Self::Event(open(sealer, record)?),
+            RecordKind::GoogleEvent => Self::Event(Box::new(open(sealer, record)?)),
         })
     }
 }
