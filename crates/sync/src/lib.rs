@@ -18,6 +18,7 @@ mod error;
 pub mod google;
 pub mod monday;
 pub mod proxy;
+pub mod recurrence;
 pub mod runner;
 pub mod seal;
 mod settings;

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod problem;
+pub mod records;
 pub mod sync_errors;
 
 use crate::config::{RateLimit, Settings};
@@ -97,6 +98,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
     let settings = state.settings.clone();
     let v1 = me::router()
         .merge(connections::router())
+        .merge(records::router())
         .merge(audit::router())
         .merge(connect_sessions::router())
         .merge(admin::router())

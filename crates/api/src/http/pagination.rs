@@ -21,6 +21,14 @@ pub enum List {
     AuditEvents,
     /// `GET /admin/v1/connections`
     AdminConnections,
+    /// `GET /v1/connections/{id}/monday/boards`
+    MondayBoards,
+    /// `GET /v1/connections/{id}/monday/boards/{board}/items`
+    MondayItems,
+    /// `GET /v1/connections/{id}/google/calendars`
+    GoogleCalendars,
+    /// `GET /v1/connections/{id}/google/calendars/{calendar}/events`
+    GoogleEvents,
 }
 
 impl List {
@@ -30,6 +38,10 @@ impl List {
             Self::Connections => "connections",
             Self::AuditEvents => "audit-events",
             Self::AdminConnections => "admin-connections",
+            Self::MondayBoards => "monday-boards",
+            Self::MondayItems => "monday-items",
+            Self::GoogleCalendars => "google-calendars",
+            Self::GoogleEvents => "google-events",
         }
     }
 
@@ -45,6 +57,21 @@ impl List {
         let text = std::str::from_utf8(&raw).ok()?;
         let (list, id) = text.split_once(':')?;
         (list == self.as_str()).then(|| uuid::Uuid::parse_str(id).ok()).flatten()
+    }
+
+    /// The store page for a `limit` and a `cursor` of this list (400 for a limit of 0 or a
+    /// cursor this list did not return).
+    pub fn page(self, limit: Option<u32>, cursor: Option<&str>) -> Result<Page, ApiError> {
+        if limit == Some(0) {
+            return Err(ApiError::new(ProblemCode::InvalidQuery, "`limit` must be at least 1"));
+        }
+        let after = match cursor.filter(|c| !c.is_empty()) {
+            Some(cursor) => Some(self.decode(cursor).ok_or_else(|| {
+                ApiError::new(ProblemCode::InvalidQuery, "`cursor` is not a cursor this list returned")
+            })?),
+            None => None,
+        };
+        Ok(Page::new(limit, after))
     }
 }
 
@@ -65,16 +92,7 @@ pub struct ListQuery {
 impl ListQuery {
     /// The store page this query asks for in `list`.
     pub fn page(&self, list: List) -> Result<Page, ApiError> {
-        if self.limit == Some(0) {
-            return Err(ApiError::new(ProblemCode::InvalidQuery, "`limit` must be at least 1"));
-        }
-        let after = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
-            Some(cursor) => Some(list.decode(cursor).ok_or_else(|| {
-                ApiError::new(ProblemCode::InvalidQuery, "`cursor` is not a cursor this list returned")
-            })?),
-            None => None,
-        };
-        Ok(Page::new(self.limit, after))
+        list.page(self.limit, self.cursor.as_deref())
     }
 }
 
