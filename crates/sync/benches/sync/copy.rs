@@ -27,6 +27,8 @@ pub struct CopyRow {
     pub change_seq: i64,
 }
 
+/// The database the benchmark creates and drops on the configured server.
+pub const DATABASE: &str = "patchbay_bench_sync";
 const TABLE: &str = "bench_copy_google_event";
 const COLUMNS: &str = "id, tenant_id, connection_id, provider_id, parent_id, hash, sealed, key_id, starts_at, ends_at, \
                        series_id, status, provider_updated_at, generation, change_seq, deleted_at, created_at, updated_at";
@@ -55,18 +57,16 @@ pub struct FreshDatabase {
 }
 
 impl FreshDatabase {
-    /// Creates the database `url` names, through the server's `postgres` database.
+    /// Creates the database [`DATABASE`] on the server `url` names (never the database in `url`,
+    /// which may hold someone's data), through the server's `postgres` database.
     pub async fn create(url: &str) -> anyhow::Result<Self> {
         let parsed = url::Url::parse(url).context("PATCHBAY_BENCH_DATABASE_URL is not a URL")?;
-        let name = parsed.path().trim_start_matches('/').to_owned();
-        ensure!(
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "the benchmark database name {name:?} must be letters, digits and _"
-        );
-        ensure!(name != "postgres", "the benchmark drops its database: name one other than `postgres`");
+        let name = DATABASE.to_owned();
         let mut admin = parsed.clone();
         admin.set_path("/postgres");
-        let database = FreshDatabase { admin_url: admin.to_string(), name, url: url.to_owned() };
+        let mut own = parsed.clone();
+        own.set_path(&format!("/{name}"));
+        let database = FreshDatabase { admin_url: admin.to_string(), name, url: own.to_string() };
         let mut conn = database.admin().await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name)).execute(&mut conn).await?;
         sqlx::query(&format!("CREATE DATABASE {}", database.name)).execute(&mut conn).await?;

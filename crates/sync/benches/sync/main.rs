@@ -43,9 +43,9 @@ Options:
   --out FILE     append the results here (default bench/out/sync-<date>[-smoke].md)
   -h, --help     this text
 
-Postgres: PATCHBAY_BENCH_DATABASE_URL names the server and database, else
-postgres://postgres@127.0.0.1:5432/patchbay_bench_sync; the database is dropped, created fresh and
-dropped again at the end. SQLite: a fresh file in a temporary directory.
+Postgres: the server PATCHBAY_BENCH_DATABASE_URL names, else postgres://postgres@127.0.0.1:5432;
+a database patchbay_bench_sync is created there (dropped first if an earlier run left it) and
+dropped at the end. SQLite: a fresh file in a temporary directory.
 Exit status: 0 when everything worked (targets missed or not), 1 when something did not work,
 2 for bad arguments.";
 

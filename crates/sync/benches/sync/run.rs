@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 /// `maxResults` asked of Google: its maximum, so the page count does not dominate.
 pub const PAGE_SIZE: u32 = 2500;
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/patchbay_bench_sync";
+/// The server used when PATCHBAY_BENCH_DATABASE_URL is not set.
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Runs everything for one store; a failure is recorded in the result, never propagated.
 pub async fn run(kind: StoreKind, events: usize) -> StoreResult {
