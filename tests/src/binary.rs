@@ -170,6 +170,12 @@ impl Served {
         }
     }
 
+    /// SIGKILL (a crash: no drain, no lease given back), then wait for the exit.
+    pub fn kill(mut self) {
+        self.child.kill().expect("the server can be killed");
+        self.child.wait().expect("the killed server is reaped");
+    }
+
     /// SIGTERM, then wait for the exit.
     pub fn terminate(mut self) -> ExitStatus {
         self.stop()

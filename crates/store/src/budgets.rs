@@ -124,6 +124,7 @@ pub enum IdempotencyBegin {
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for `(tenant, connection)` with the request's hash. A key whose first request
     /// never finished is taken over after `stale_after`.
+    #[allow(clippy::too_many_arguments)] // each is one column of the key's row
     async fn begin_idempotent(
         &self,
         scope: TenantScope,

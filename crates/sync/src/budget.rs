@@ -23,11 +23,24 @@ pub struct Charge {
     pub cost: i64,
 }
 
+/// The share of a provider limit Patchbay plans to use: providers count in sliding or fixed
+/// windows on their own clocks, so spacing calls at exactly the limit would still be refused now
+/// and then. 95 % keeps the steady state free of 429s and the budget ≥ 90 % used.
+const PLANNED_SHARE: (i64, i64) = (95, 100);
+
+/// The burst a bucket allows after an idle period, as a share of its period. A sliding-window
+/// provider counts the burst on top of the steady rate in the first window, so it stays small:
+/// 5 % burst + 95 % rate = the provider's limit in any window.
+const BURST_SHARE: (i64, i64) = (5, 100);
+
 impl Charge {
     fn step(&self, cost: i64, force: bool) -> GcraStep {
+        let planned = (i128::from(self.limit) * i128::from(PLANNED_SHARE.0) / i128::from(PLANNED_SHARE.1)).max(1);
         // Emission interval in µs per unit, kept fractional by scaling the cost first.
-        let increment_us = (i128::from(cost) * i128::from(self.period_us) / i128::from(self.limit.max(1))) as i64;
-        GcraStep { increment_us, capacity_us: self.period_us, force }
+        let increment_us = (i128::from(cost) * i128::from(self.period_us) / planned) as i64;
+        let burst = self.period_us * BURST_SHARE.0 / BURST_SHARE.1;
+        // A single call larger than the burst (a heavy monday query) must still fit when idle.
+        GcraStep { increment_us, capacity_us: burst.max(increment_us), force }
     }
 }
 

@@ -4,3 +4,5 @@
 #[allow(dead_code)]
 #[macro_use]
 mod support;
+
+mod call;
