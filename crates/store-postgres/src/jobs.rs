@@ -306,3 +306,17 @@ pub(crate) async fn insert_job(
     .map_err(db_err)?;
     Ok(if returned == id.0 { EnqueueOutcome::Created(id) } else { EnqueueOutcome::Merged(JobId(returned)) })
 }
+
+/// Checks a lease inside the caller's transaction and holds it until commit: `FOR SHARE` makes
+/// a reclaim (an UPDATE of the job row) wait for us, so a fenced write cannot interleave with
+/// the lease moving on. `LeaseLost` when the lease is no longer this one.
+pub(crate) async fn hold_lease(conn: &mut PgConnection, lease: &LeaseRef) -> StoreResult<()> {
+    sqlx::query(&format!("SELECT 1 AS held FROM job WHERE {FENCE} FOR SHARE"))
+        .bind(lease.job_id.0)
+        .bind(lease.token)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .map(drop)
+        .ok_or(StoreError::LeaseLost)
+}

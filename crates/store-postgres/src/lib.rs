@@ -16,6 +16,7 @@ mod instances;
 mod jobs;
 mod lifecycle;
 mod outbox;
+mod record_writes;
 mod records;
 mod rows;
 mod sync;

@@ -1,15 +1,40 @@
-//! TODO: records for PgStore.
-#![allow(unused_variables)]
+//! Synced records on Postgres: the fenced page write (records, sweeps and checkpoint in one
+//! transaction), write-back upserts, tenant-scoped reads, the change feed, purge and rewrap.
 
-use crate::PgStore;
+use crate::jobs::hold_lease;
+use crate::record_writes::write_records;
+use crate::sync::{owned, write_state};
+use crate::{db_err, rows, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
+use sqlx::Row;
 
 #[async_trait]
 impl RecordStore for PgStore {
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageOutcome> {
-        todo!()
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        hold_lease(&mut tx, &page.lease).await?;
+        let written = write_records(
+            &mut tx,
+            page.tenant_id,
+            page.connection_id,
+            Some(page.generation),
+            page.records,
+            &page.sweeps,
+            page.now,
+        )
+        .await?;
+        // The version check is the state write's own condition: a stale writer is refused
+        // here and its records roll back with it.
+        let state = write_state(&mut tx, page.connection_id, &page.state, page.now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(PageOutcome {
+            upserted: written.upserted,
+            unchanged: written.unchanged,
+            deleted: written.deleted,
+            state_version: state.version,
+        })
     }
 
     async fn upsert_records(
@@ -19,7 +44,21 @@ impl RecordStore for PgStore {
         records: Vec<RecordWrite>,
         now: DateTime<Utc>,
     ) -> StoreResult<PageOutcome> {
-        todo!()
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SELECT 1 AS owned FROM connection WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
+            .bind(connection.0)
+            .bind(scope.tenant_id().0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let written = write_records(&mut tx, scope.tenant_id(), connection, None, records, &[], now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(PageOutcome {
+            upserted: written.upserted,
+            unchanged: written.unchanged,
+            deleted: written.deleted,
+            state_version: 0,
+        })
     }
 
     async fn get_record(
@@ -29,7 +68,17 @@ impl RecordStore for PgStore {
         kind: RecordKind,
         id: RecordId,
     ) -> StoreResult<Record> {
-        todo!()
+        let row = sqlx::query(&format!(
+            "SELECT * FROM {} WHERE id = $1 AND connection_id = $2 AND tenant_id = $3",
+            kind.as_str()
+        ))
+        .bind(id.0)
+        .bind(connection.0)
+        .bind(scope.tenant_id().0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows::record(&row, Some(kind))
     }
 
     async fn list_records(
@@ -40,7 +89,36 @@ impl RecordStore for PgStore {
         filter: &RecordFilter,
         page: Page,
     ) -> StoreResult<Paged<Record>> {
-        todo!()
+        owned(&self.pool, scope, connection).await?;
+        // `[starts_at, ends_at)` overlaps `[time_min, time_max)`; no end is unbounded, no start
+        // never matches a time filter.
+        let found = sqlx::query(&format!(
+            "SELECT * FROM {} WHERE connection_id = $1 AND tenant_id = $2
+               AND ($3::uuid IS NULL OR id > $3)
+               AND ($4::uuid IS NULL OR parent_id = $4)
+               AND ($5::text IS NULL OR provider_id = $5)
+               AND ($6::text IS NULL OR series_id = $6)
+               AND ($7::timestamptz IS NULL OR (starts_at IS NOT NULL AND (ends_at IS NULL OR ends_at > $7)))
+               AND ($8::timestamptz IS NULL OR starts_at < $8)
+               AND ($9 OR deleted_at IS NULL)
+             ORDER BY id LIMIT $10",
+            kind.as_str()
+        ))
+        .bind(connection.0)
+        .bind(scope.tenant_id().0)
+        .bind(page.after)
+        .bind(filter.parent_id.map(|p| p.0))
+        .bind(&filter.provider_id)
+        .bind(&filter.series_id)
+        .bind(filter.time_min.map(crate::us))
+        .bind(filter.time_max.map(crate::us))
+        .bind(filter.include_deleted)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = found.iter().map(|r| rows::record(r, Some(kind))).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Paged::from_overfetch(items, page.limit, |r| r.id.0))
     }
 
     async fn change_feed(
@@ -51,22 +129,120 @@ impl RecordStore for PgStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<ChangePage> {
-        todo!()
+        owned(&self.pool, scope, connection).await?;
+        // The high-water mark first: writers bump it under a row lock held to commit, so every
+        // change at or below it is committed by the time the rows are read (next statement).
+        let high_water: i64 = sqlx::query_scalar("SELECT last_seq FROM sync_sequence WHERE connection_id = $1")
+            .bind(connection.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .unwrap_or(0);
+        if kinds.is_empty() || after >= high_water {
+            return Ok(ChangePage { records: Vec::new(), high_water });
+        }
+        let union = kinds
+            .iter()
+            .map(|kind| {
+                format!(
+                    "(SELECT *, '{kind}' AS kind FROM {kind} WHERE connection_id = $1 AND tenant_id = $2
+                       AND change_seq > $3 AND change_seq <= $4 ORDER BY change_seq LIMIT $5)"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let found = sqlx::query(&format!("SELECT * FROM ({union}) AS changes ORDER BY change_seq LIMIT $5"))
+            .bind(connection.0)
+            .bind(scope.tenant_id().0)
+            .bind(after)
+            .bind(high_water)
+            .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let records = found.iter().map(|r| rows::record(r, None)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(ChangePage { records, high_water })
     }
 
     async fn purge_connection_records(&self, connection: ConnectionId, batch: u32) -> StoreResult<u64> {
-        todo!()
+        let mut left = i64::from(batch.max(1));
+        let mut deleted = 0;
+        for kind in RecordKind::ALL {
+            let done = sqlx::query(&format!(
+                "DELETE FROM {kind} WHERE id IN (SELECT id FROM {kind} WHERE connection_id = $1 LIMIT $2)"
+            ))
+            .bind(connection.0)
+            .bind(left)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+            deleted += done.rows_affected();
+            left -= done.rows_affected() as i64;
+            if left <= 0 {
+                return Ok(deleted);
+            }
+        }
+        // No records left: the bookkeeping goes last, so a purge cut short resumes cleanly.
+        for table in ["sync_state", "sync_sequence"] {
+            let done = sqlx::query(&format!("DELETE FROM {table} WHERE connection_id = $1"))
+                .bind(connection.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            deleted += done.rows_affected();
+        }
+        Ok(deleted)
     }
 
     async fn record_key_usage(&self) -> StoreResult<Vec<RecordKeyUsage>> {
-        todo!()
+        let union = RecordKind::ALL
+            .iter()
+            .map(|kind| format!("SELECT key_id, COUNT(*) AS n FROM {kind} GROUP BY key_id"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let found = sqlx::query(&format!(
+            "SELECT key_id, SUM(n)::bigint AS n FROM ({union}) AS per_kind GROUP BY key_id ORDER BY key_id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| {
+                Ok(RecordKeyUsage { key_id: rows::key_id(row, "key_id")?, records: row.try_get("n").map_err(db_err)? })
+            })
+            .collect()
     }
 
     async fn records_to_rewrap(&self, primary_key_id: u32, limit: u32) -> StoreResult<Vec<Record>> {
-        todo!()
+        let union = RecordKind::ALL
+            .iter()
+            .map(|kind| format!("(SELECT *, '{kind}' AS kind FROM {kind} WHERE key_id <> $1 ORDER BY id LIMIT $2)"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let found = sqlx::query(&format!("SELECT * FROM ({union}) AS stale LIMIT $2"))
+            .bind(i64::from(primary_key_id))
+            .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        found.iter().map(|r| rows::record(r, None)).collect()
     }
 
     async fn rewrap_record(&self, kind: RecordKind, id: RecordId, old: &[u8], rewrapped: Rewrap) -> StoreResult<bool> {
-        todo!()
+        // Not a change of the record: no new seq, no updated_at.
+        let done = sqlx::query(&format!(
+            "UPDATE {} SET sealed = $1, key_id = $2, hash = $3 WHERE id = $4 AND sealed = $5",
+            kind.as_str()
+        ))
+        .bind(&rewrapped.sealed)
+        .bind(i64::from(rewrapped.key_id))
+        .bind(&rewrapped.hash)
+        .bind(id.0)
+        .bind(old)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -215,3 +215,82 @@ pub(crate) fn scoped_connection(row: &PgRow) -> StoreResult<(TenantScope, Connec
 pub(crate) fn key_usage(row: &PgRow) -> StoreResult<KeyUsage> {
     Ok(KeyUsage { key_id: key_id(row, "key_id")?, credentials: col(row, "n")? })
 }
+
+pub(crate) fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
+    Ok(SyncRun {
+        id: SyncRunId(col(row, "id")?),
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        connection_id: ConnectionId(col(row, "connection_id")?),
+        resource: parsed(row, "resource")?,
+        trigger: parsed(row, "trigger")?,
+        status: parsed(row, "status")?,
+        job_id: col::<Option<uuid::Uuid>>(row, "job_id")?.map(JobId),
+        queued_at: col(row, "queued_at")?,
+        started_at: col(row, "started_at")?,
+        finished_at: col(row, "finished_at")?,
+        api_calls: col(row, "api_calls")?,
+        upserted: col(row, "upserted")?,
+        deleted: col(row, "deleted")?,
+        error_code: col(row, "error_code")?,
+        error_message: col(row, "error_message")?,
+    })
+}
+
+pub(crate) fn sync_state(row: &PgRow) -> StoreResult<SyncState> {
+    Ok(SyncState {
+        connection_id: ConnectionId(col(row, "connection_id")?),
+        part: col(row, "part")?,
+        checkpoint: col(row, "checkpoint")?,
+        version: col(row, "version")?,
+        generation: col(row, "generation")?,
+        dirty: col(row, "dirty")?,
+        dirty_at: col(row, "dirty_at")?,
+        signal_healthy_until: col(row, "signal_healthy_until")?,
+        last_success_at: col(row, "last_success_at")?,
+        last_full_at: col(row, "last_full_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+/// A record row; its kind is the table it came from (a `kind` column in unions, else `kind`).
+pub(crate) fn record(row: &PgRow, kind: Option<RecordKind>) -> StoreResult<Record> {
+    let kind = match kind {
+        Some(kind) => kind,
+        None => parsed(row, "kind")?,
+    };
+    Ok(Record {
+        id: RecordId(col(row, "id")?),
+        kind,
+        tenant_id: TenantId(col(row, "tenant_id")?),
+        connection_id: ConnectionId(col(row, "connection_id")?),
+        provider_id: col(row, "provider_id")?,
+        parent_id: col::<Option<uuid::Uuid>>(row, "parent_id")?.map(RecordId),
+        fields: RecordFields {
+            hash: col(row, "hash")?,
+            sealed: col(row, "sealed")?,
+            key_id: key_id(row, "key_id")?,
+            starts_at: col(row, "starts_at")?,
+            ends_at: col(row, "ends_at")?,
+            series_id: col(row, "series_id")?,
+            status: col(row, "status")?,
+            provider_updated_at: col(row, "provider_updated_at")?,
+        },
+        generation: col(row, "generation")?,
+        change_seq: col(row, "change_seq")?,
+        deleted_at: col(row, "deleted_at")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn breaker(row: &PgRow) -> StoreResult<Breaker> {
+    Ok(Breaker {
+        key: col(row, "key")?,
+        state: parsed(row, "state")?,
+        consecutive_failures: col(row, "consecutive_failures")?,
+        opened_at: col(row, "opened_at")?,
+        next_probe_at: col(row, "next_probe_at")?,
+        cooldown_ms: col(row, "cooldown_ms")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}

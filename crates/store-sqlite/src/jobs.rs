@@ -269,6 +269,22 @@ async fn settle(
     Ok(status)
 }
 
+/// Checks on `conn` (inside the caller's transaction) that `lease` still holds its running job:
+/// the fence of every sync write. `LeaseLost` otherwise, before anything is written.
+pub(crate) async fn check_lease(conn: &mut SqliteConnection, lease: &LeaseRef) -> StoreResult<()> {
+    let held = sqlx::query(&format!("SELECT 1 FROM job WHERE {FENCE}"))
+        .bind(id_text(lease.job_id.0))
+        .bind(id_text(lease.token))
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    if held.is_some() {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost)
+    }
+}
+
 /// Zero rows touched by a fenced write means the lease is gone.
 fn fenced(rows: u64) -> StoreResult<()> {
     if rows == 0 {

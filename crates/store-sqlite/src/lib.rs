@@ -20,6 +20,7 @@ mod jobs;
 mod lifecycle;
 mod lock;
 mod outbox;
+mod pages;
 mod records;
 mod rows;
 mod sync;

@@ -1,15 +1,58 @@
-//! TODO: records for SqliteStore.
-#![allow(unused_variables)]
+//! Synced records on SQLite: page writes (fenced, version-checked, one transaction; the write
+//! path itself is in `pages`), tenant-scoped reads, the change feed, purge and key rotation.
 
-use crate::SqliteStore;
+use crate::codec::{id_text, int, key_id, opt_micros};
+use crate::jobs::check_lease;
+use crate::pages::write_records;
+use crate::sync::write_state;
+use crate::{db_err, rows, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
+use sqlx::SqliteConnection;
+
+/// Every record table, for the queries that span kinds.
+const KINDS: [RecordKind; 6] = [
+    RecordKind::MondayBoard,
+    RecordKind::MondayColumn,
+    RecordKind::MondayGroup,
+    RecordKind::MondayItem,
+    RecordKind::GoogleCalendar,
+    RecordKind::GoogleEvent,
+];
 
 #[async_trait]
 impl RecordStore for SqliteStore {
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageOutcome> {
-        todo!()
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        check_lease(&mut tx, &page.lease).await?;
+        owned_connection(&mut tx, TenantScope::new(page.tenant_id), page.connection_id).await?;
+        // The version check comes before any record is written; a refusal rolls back nothing
+        // but keeps the rule obvious.
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM sync_state WHERE connection_id = ? AND part = ?")
+                .bind(id_text(page.connection_id.0))
+                .bind(&page.state.part)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if version.unwrap_or(0) != page.state.expected_version {
+            return Err(StoreError::Conflict("sync state version".into()));
+        }
+        let mut outcome = write_records(
+            &mut tx,
+            page.tenant_id,
+            page.connection_id,
+            &page.records,
+            &page.sweeps,
+            Some(page.generation),
+            page.now,
+        )
+        .await?;
+        let state = write_state(&mut tx, page.connection_id, &page.state, page.now).await?;
+        tx.commit().await.map_err(db_err)?;
+        outcome.state_version = state.version;
+        Ok(outcome)
     }
 
     async fn upsert_records(
@@ -19,7 +62,11 @@ impl RecordStore for SqliteStore {
         records: Vec<RecordWrite>,
         now: DateTime<Utc>,
     ) -> StoreResult<PageOutcome> {
-        todo!()
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        owned_connection(&mut tx, scope, connection).await?;
+        let outcome = write_records(&mut tx, scope.tenant_id(), connection, &records, &[], None, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcome)
     }
 
     async fn get_record(
@@ -29,7 +76,14 @@ impl RecordStore for SqliteStore {
         kind: RecordKind,
         id: RecordId,
     ) -> StoreResult<Record> {
-        todo!()
+        let row = sqlx::query(&format!("SELECT * FROM {kind} WHERE id = ? AND connection_id = ? AND tenant_id = ?"))
+            .bind(id_text(id.0))
+            .bind(id_text(connection.0))
+            .bind(id_text(scope.tenant_id().0))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows::record(&row, kind)
     }
 
     async fn list_records(
@@ -40,7 +94,34 @@ impl RecordStore for SqliteStore {
         filter: &RecordFilter,
         page: Page,
     ) -> StoreResult<Paged<Record>> {
-        todo!()
+        // A time filter keeps records whose [starts_at, ends_at) overlaps [min, max): a missing
+        // ends_at is unbounded, a missing starts_at never matches.
+        let found = sqlx::query(&format!(
+            "SELECT * FROM {kind} WHERE connection_id = ?1 AND tenant_id = ?2
+               AND (?3 IS NULL OR parent_id = ?3) AND (?4 IS NULL OR provider_id = ?4)
+               AND (?5 IS NULL OR series_id = ?5)
+               AND ((?6 IS NULL AND ?7 IS NULL) OR starts_at IS NOT NULL)
+               AND (?6 IS NULL OR ends_at IS NULL OR ends_at > ?6)
+               AND (?7 IS NULL OR starts_at < ?7)
+               AND (?8 OR deleted_at IS NULL)
+               AND (?9 IS NULL OR id > ?9)
+             ORDER BY id LIMIT ?10"
+        ))
+        .bind(id_text(connection.0))
+        .bind(id_text(scope.tenant_id().0))
+        .bind(filter.parent_id.map(|p| id_text(p.0)))
+        .bind(&filter.provider_id)
+        .bind(&filter.series_id)
+        .bind(opt_micros(filter.time_min))
+        .bind(opt_micros(filter.time_max))
+        .bind(filter.include_deleted)
+        .bind(page.after.map(id_text))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let items = found.iter().map(|row| rows::record(row, kind)).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Paged::from_overfetch(items, page.limit, |r| r.id.0))
     }
 
     async fn change_feed(
@@ -51,22 +132,125 @@ impl RecordStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<ChangePage> {
-        todo!()
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        owned_connection(&mut conn, scope, connection).await?;
+        // The high-water mark first: a page commits its records and its `last_seq` together, so
+        // every change at or below it is visible to the reads that follow.
+        let high_water: i64 = sqlx::query_scalar("SELECT last_seq FROM sync_sequence WHERE connection_id = ?")
+            .bind(id_text(connection.0))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?
+            .unwrap_or(0);
+        if kinds.is_empty() {
+            return Ok(ChangePage { records: Vec::new(), high_water });
+        }
+        let union = kinds
+            .iter()
+            .map(|kind| {
+                format!(
+                    "SELECT '{kind}' AS kind, * FROM {kind} WHERE connection_id = ?1 AND change_seq > ?2 AND change_seq <= ?3"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let found = sqlx::query(&format!("{union} ORDER BY change_seq LIMIT ?4"))
+            .bind(id_text(connection.0))
+            .bind(after)
+            .bind(high_water)
+            .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        let records = found.iter().map(rows::any_record).collect::<StoreResult<Vec<_>>>()?;
+        Ok(ChangePage { records, high_water })
     }
 
     async fn purge_connection_records(&self, connection: ConnectionId, batch: u32) -> StoreResult<u64> {
-        todo!()
+        let batch = u64::from(batch.max(1));
+        let connection = id_text(connection.0);
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut deleted = 0;
+        for kind in KINDS {
+            let left = i64::try_from(batch - deleted).unwrap_or(i64::MAX);
+            let done = sqlx::query(&format!(
+                "DELETE FROM {kind} WHERE id IN (SELECT id FROM {kind} WHERE connection_id = ? LIMIT ?)"
+            ))
+            .bind(&connection)
+            .bind(left)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            deleted += done.rows_affected();
+            if deleted >= batch {
+                break;
+            }
+        }
+        if deleted < batch {
+            // Every table came up short: no record is left, so the bookkeeping goes too.
+            for table in ["sync_state", "sync_sequence"] {
+                let done = sqlx::query(&format!("DELETE FROM {table} WHERE connection_id = ?"))
+                    .bind(&connection)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                deleted += done.rows_affected();
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
     }
 
     async fn record_key_usage(&self) -> StoreResult<Vec<RecordKeyUsage>> {
-        todo!()
+        let union = KINDS.map(|kind| format!("SELECT key_id FROM {kind}")).join(" UNION ALL ");
+        let found =
+            sqlx::query(&format!("SELECT key_id, COUNT(*) AS n FROM ({union}) GROUP BY key_id ORDER BY key_id"))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        found.iter().map(|row| Ok(RecordKeyUsage { key_id: key_id(row, "key_id")?, records: int(row, "n")? })).collect()
     }
 
     async fn records_to_rewrap(&self, primary_key_id: u32, limit: u32) -> StoreResult<Vec<Record>> {
-        todo!()
+        let union =
+            KINDS.map(|kind| format!("SELECT '{kind}' AS kind, * FROM {kind} WHERE key_id <> ?1")).join(" UNION ALL ");
+        let found = sqlx::query(&format!("{union} ORDER BY id LIMIT ?2"))
+            .bind(i64::from(primary_key_id))
+            .bind(i64::from(limit.clamp(1, Page::MAX_LIMIT)))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        found.iter().map(rows::any_record).collect()
     }
 
     async fn rewrap_record(&self, kind: RecordKind, id: RecordId, old: &[u8], rewrapped: Rewrap) -> StoreResult<bool> {
-        todo!()
+        // Guarded by the old ciphertext: a sync that rewrote the record meanwhile wins.
+        let done =
+            sqlx::query(&format!("UPDATE {kind} SET sealed = ?, key_id = ?, hash = ? WHERE id = ? AND sealed = ?"))
+                .bind(&rewrapped.sealed)
+                .bind(i64::from(rewrapped.key_id))
+                .bind(&rewrapped.hash)
+                .bind(id_text(id.0))
+                .bind(old)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
+}
+
+/// `NotFound` unless `connection` is the scope's tenant's (tombstoned ones included: their
+/// records stay readable until purged).
+async fn owned_connection(
+    conn: &mut SqliteConnection,
+    scope: TenantScope,
+    connection: ConnectionId,
+) -> StoreResult<()> {
+    let found = sqlx::query("SELECT 1 FROM connection WHERE id = ? AND tenant_id = ?")
+        .bind(id_text(connection.0))
+        .bind(id_text(scope.tenant_id().0))
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    found.map(drop).ok_or(StoreError::NotFound)
 }

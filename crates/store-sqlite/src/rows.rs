@@ -177,3 +177,71 @@ pub(crate) fn credential(row: &SqliteRow) -> StoreResult<Credential> {
         updated_at: time(row, "updated_at")?,
     })
 }
+
+pub(crate) fn sync_run(row: &SqliteRow) -> StoreResult<SyncRun> {
+    Ok(SyncRun {
+        id: uuid(row, "id")?.into(),
+        tenant_id: uuid(row, "tenant_id")?.into(),
+        connection_id: uuid(row, "connection_id")?.into(),
+        resource: parsed(row, "resource")?,
+        trigger: parsed(row, "trigger")?,
+        status: parsed(row, "status")?,
+        job_id: opt_uuid(row, "job_id")?.map(Into::into),
+        queued_at: time(row, "queued_at")?,
+        started_at: opt_time(row, "started_at")?,
+        finished_at: opt_time(row, "finished_at")?,
+        api_calls: int(row, "api_calls")?,
+        upserted: int(row, "upserted")?,
+        deleted: int(row, "deleted")?,
+        error_code: opt_text(row, "error_code")?,
+        error_message: opt_text(row, "error_message")?,
+    })
+}
+
+pub(crate) fn sync_state(row: &SqliteRow) -> StoreResult<SyncState> {
+    Ok(SyncState {
+        connection_id: uuid(row, "connection_id")?.into(),
+        part: text(row, "part")?,
+        checkpoint: json(row, "checkpoint")?,
+        version: int(row, "version")?,
+        generation: int(row, "generation")?,
+        dirty: int(row, "dirty")? != 0,
+        dirty_at: opt_time(row, "dirty_at")?,
+        signal_healthy_until: opt_time(row, "signal_healthy_until")?,
+        last_success_at: opt_time(row, "last_success_at")?,
+        last_full_at: opt_time(row, "last_full_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// A record row of the table of `kind`.
+pub(crate) fn record(row: &SqliteRow, kind: RecordKind) -> StoreResult<Record> {
+    Ok(Record {
+        id: uuid(row, "id")?.into(),
+        kind,
+        tenant_id: uuid(row, "tenant_id")?.into(),
+        connection_id: uuid(row, "connection_id")?.into(),
+        provider_id: text(row, "provider_id")?,
+        parent_id: opt_uuid(row, "parent_id")?.map(Into::into),
+        fields: RecordFields {
+            hash: blob(row, "hash")?,
+            sealed: blob(row, "sealed")?,
+            key_id: key_id(row, "key_id")?,
+            starts_at: opt_time(row, "starts_at")?,
+            ends_at: opt_time(row, "ends_at")?,
+            series_id: opt_text(row, "series_id")?,
+            status: opt_text(row, "status")?,
+            provider_updated_at: opt_time(row, "provider_updated_at")?,
+        },
+        generation: int(row, "generation")?,
+        change_seq: int(row, "change_seq")?,
+        deleted_at: opt_time(row, "deleted_at")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// A record row of a union over kinds, whose `kind` column names its table.
+pub(crate) fn any_record(row: &SqliteRow) -> StoreResult<Record> {
+    record(row, parsed(row, "kind")?)
+}
