@@ -259,7 +259,8 @@ def bench_store(store: str, binary: Path, fixture_bin: Path, pg_url: str | None,
                 time.sleep(0.05)
             res.sync_s = time.perf_counter() - t0
         finally:
-            res.rss_sync_kb = sampler.stop() or None
+            peak = sampler.stop() or None
+        res.rss_sync_kb = peak
         res.run = run
         res.fake_calls = fixture.ask("stats", "count the fake's calls").get("api_calls")
         if run.get("status") != "succeeded":
