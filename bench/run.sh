@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Patchbay's benchmark: bench/run.sh [--smoke] [--connect] [--store sqlite|postgres|both] [--duration S]. See --help.
+# Patchbay's benchmark: bench/run.sh [--smoke] [--connect] [--sync] [--store sqlite|postgres|both] [--duration S]. See --help.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: bench/run.sh [--smoke] [--connect] [--store sqlite|postgres|both] [--duration SECONDS] [--no-build]
+Usage: bench/run.sh [--smoke] [--connect] [--sync] [--store sqlite|postgres|both] [--duration SECONDS] [--no-build]
 
 Builds the release binary (cargo build --release -p patchbay-api) and measures it on each store:
   - start-to-ready: spawn `patchbay serve`, poll GET /readyz every 2 ms until 200; the first start
@@ -23,6 +23,19 @@ connect -- --help` says more), in-process against the fake Google:
     refresh margin; fresh_access_token for all of them with concurrency 64 (targets: exactly
     10,000 refresh calls at the fake, finished before the tokens expire)
 
+Then the Sync benchmarks:
+  - in process (crates/sync/benches/sync; `cargo bench -p patchbay-sync --bench sync -- --help`):
+    a full sync of one calendar of 100,000 events from the fake Google (no added latency, pages
+    of 2,500) through the real engine into a fresh store: events/s, beside a Postgres COPY of the
+    same rows in the same run (targets: >= 0.5 x COPY on Postgres, >= 20,000/s on SQLite), and the
+    process's peak RSS
+  - through the release binary (bench/measure_sync.py): a fixture process runs the fake Google
+    with 100,000 events and seeds a Google connection in the server's database; POST
+    /v1/connections/{id}/sync, poll the run until it succeeds while sampling the server's VmRSS
+    (targets: <= 16 MB idle with the worker running, <= 80 MB during the sync); then wrk
+    GET .../google/calendars/{calendar}/events?limit=100 with a JWT beside /healthz (targets:
+    >= 0.25 x /healthz, p99 <= 10 ms)
+
 Targets never change the exit status; something that did not work (no start, a non-2xx answer
 under load, Postgres unreachable, a callback that did not connect, a wrong refresh count) does.
 
@@ -35,15 +48,18 @@ Options:
   --smoke            2 s per endpoint, 3 later starts, SQLite only (what CI runs); the Connect
                      smoke (200 callbacks, a storm of 500) runs from the test profile
                      (cargo test --bench connect), which the test suite has already built: an
-                     optimised build of the bench target and its dev-dependencies takes minutes
+                     optimised build of the bench target and its dev-dependencies takes minutes;
+                     likewise the Sync smoke (5,000 events in process, SQLite; 2,000 through the
+                     server, with the fixture built in the test profile)
   --connect          only the Connect benchmarks (no release binary, no wrk)
+  --sync             only the Sync benchmarks
   --store S          sqlite, postgres or both (default: both)
   --duration S       seconds of wrk per endpoint (default 10)
   --no-build         use the existing target/release/patchbay
   -h, --help         this text
 
-The Markdown tables go to stdout and to bench/out/results-<date>.md and bench/out/connect-<date>.md
-(-smoke.md for --smoke).
+The Markdown tables go to stdout and to bench/out/results-<date>.md, bench/out/connect-<date>.md,
+bench/out/sync-<date>.md and bench/out/sync-serve-<date>.md (-smoke.md for --smoke).
 wrk is installed with apt-get when missing and running as root. All traffic goes to 127.0.0.1.
 EOF
 }
@@ -56,11 +72,13 @@ store=both
 duration=""
 build=true
 connect_only=false
+sync_only=false
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --smoke) smoke=true ;;
     --connect) connect_only=true ;;
+    --sync) sync_only=true ;;
     --store)
       [ $# -ge 2 ] || die "--store needs a value: sqlite, postgres or both"
       store=$2; shift ;;
@@ -75,6 +93,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$store" in sqlite | postgres | both) ;; *) die "--store must be sqlite, postgres or both, not '$store'" ;; esac
+! { $connect_only && $sync_only; } || die "--connect and --sync each run only their own benchmarks; pick one"
 [ -z "$duration" ] || [[ $duration =~ ^[1-9][0-9]*$ ]] || die "--duration must be a whole number of seconds, not '$duration'"
 
 starts=5
@@ -172,17 +191,58 @@ $smoke && suffix=-smoke
 out="$root/bench/out/results-$date_tag$suffix.md"
 args=(--bin "$bin" --stores "$stores" --duration "$duration" --starts "$starts" --out "$out")
 $smoke && args+=(--smoke)
-say "measuring ($stores; $duration s of wrk per endpoint)"
 status=0
-python3 "$root/bench/measure.py" "${args[@]}" "${pg_args[@]}" || status=$?
+if ! $sync_only; then
+  say "measuring ($stores; $duration s of wrk per endpoint)"
+  python3 "$root/bench/measure.py" "${args[@]}" "${pg_args[@]}" || status=$?
+fi
+sync_store=$store
 
 # --- the Connect benchmarks
-if [ -n "${pg_error:-}" ] && [ "$store" != sqlite ]; then
-  say "Connect benchmarks on Postgres not run: $pg_error"
-  status=1
-  [ "$store" = both ] && store=sqlite || store=""
+if ! $sync_only; then
+  if [ -n "${pg_error:-}" ] && [ "$store" != sqlite ]; then
+    say "Connect benchmarks on Postgres not run: $pg_error"
+    status=1
+    [ "$store" = both ] && store=sqlite || store=""
+  fi
+  if [ -n "$store" ]; then
+    run_connect || { say "ERROR: the Connect benchmarks did not work (see above)"; status=1; }
+  fi
 fi
-if [ -n "$store" ]; then
-  run_connect || { say "ERROR: the Connect benchmarks did not work (see above)"; status=1; }
-fi
+
+# --- the Sync benchmarks
+# run_sync: in process (cargo bench/test --bench sync), then through the release binary with the
+# fixture (bench/measure_sync.py). The smoke builds the fixture in the test profile, which the test
+# suite has already compiled; the full run builds it optimised.
+run_sync() {
+  local ok=0 in_store=$sync_store profile=release events=100000
+  local -a build_args=(--release) sync_args=(--bin "$bin" --stores "$stores" --duration "$duration")
+  if [ -n "${pg_error:-}" ] && [ "$in_store" != sqlite ]; then
+    say "Sync benchmark on Postgres not run: $pg_error"
+    ok=1
+    [ "$in_store" = both ] && in_store=sqlite || in_store=""
+  fi
+  # The benchmark creates (and drops) its own database patchbay_bench_sync on this server.
+  [ -z "${pg_url:-}" ] || export PATCHBAY_BENCH_DATABASE_URL=$pg_url
+  if $smoke; then
+    profile=debug events=2000 build_args=()
+    sync_args+=(--smoke)
+    say "Sync benchmark, smoke (cargo test -p patchbay-sync --bench sync -- --smoke)"
+    cargo test -p patchbay-sync --bench sync -- --smoke || ok=1
+  elif [ -n "$in_store" ]; then
+    say "Sync benchmark ($in_store; cargo bench -p patchbay-sync --bench sync; the first build takes minutes)"
+    cargo bench -p patchbay-sync --bench sync -- --store "$in_store" || ok=1
+  fi
+  local fixture="$target_dir/$profile/examples/sync_bench_fixture"
+  if $build; then
+    say "building the sync fixture (cargo build ${build_args[*]} -p patchbay-sync --example sync_bench_fixture)"
+    cargo build "${build_args[@]}" -p patchbay-sync --example sync_bench_fixture || return 1
+  fi
+  [ -x "$fixture" ] || { say "ERROR: $fixture is missing; build it with cargo build ${build_args[*]} -p patchbay-sync --example sync_bench_fixture"; return 1; }
+  say "Sync through the server ($stores; $events events; $duration s of wrk per endpoint)"
+  python3 "$root/bench/measure_sync.py" "${sync_args[@]}" --fixture "$fixture" --events "$events" \
+    --out "$root/bench/out/sync-serve-$date_tag$suffix.md" "${pg_args[@]}" || ok=1
+  return "$ok"
+}
+run_sync || { say "ERROR: the Sync benchmarks did not work (see above)"; status=1; }
 exit "$status"

@@ -114,6 +114,19 @@ async fn calendar_max_results_defaults_to_250_and_is_capped_at_2500() {
 }
 
 #[tokio::test]
+async fn a_bulk_insert_pages_back_every_event_once_in_insertion_order() {
+    let (google, token) = fake().await;
+    let specs = (0..5100).map(|i| EventSpec::all_day(&format!("bulk {i}"), "2025-01-01", "2025-01-02"));
+    let inserted = google.insert_events(ADA, "primary", specs);
+
+    let query = [FULL.as_slice(), &[("maxResults", "2500")]].concat();
+    let (pages, _sync) = list_all(&google, &token, EVENTS, &query).await;
+
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2500, 2500, 100]);
+    assert_eq!(ids(&pages.concat()), inserted, "every event once, in order");
+}
+
+#[tokio::test]
 async fn calendar_incremental_sync_returns_exactly_the_changes() {
     let (google, token) = fake().await;
     let kept =

@@ -72,6 +72,15 @@ impl FakeGoogle {
         })
     }
 
+    /// Inserts many events under one lock (benchmarks load 100,000); returns their ids in order.
+    pub fn insert_events(&self, user: &str, calendar: &str, specs: impl IntoIterator<Item = EventSpec>) -> Vec<String> {
+        self.with(|st| {
+            let (sub, email) = account(st, user);
+            let now = st.clock.now();
+            specs.into_iter().map(|spec| st.calendar.insert_event(&sub, &email, calendar, spec, now)).collect()
+        })
+    }
+
     /// Changes an event (a single event, a series' master or an exception): `updated`, `etag`
     /// and `sequence` move on.
     pub fn update_event(&self, user: &str, calendar: &str, event_id: &str, change: impl FnOnce(&mut EventSpec)) {

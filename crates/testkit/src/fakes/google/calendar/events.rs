@@ -4,6 +4,7 @@
 
 use super::errors::{api_error, bad_param, not_found, ApiError};
 use super::gate::{admit, Need};
+use super::model::Event;
 use super::paging::{cut, max_results, start, sync_point, Candidate, Listing};
 use crate::fakes::common::{json, Params};
 use crate::fakes::google::Shared;
@@ -63,7 +64,7 @@ pub(crate) async fn list_events(
     let cursor = start(state, &params, &caller.sub, &listing)?;
     let calendar = state.calendar(&caller.sub, &caller.email, &id).expect("looked up above");
     let envelope = calendar.events_envelope();
-    let mut candidates: Vec<Candidate> = calendar
+    let mut matching: Vec<&Event> = calendar
         .events
         .values()
         .filter(|e| e.order > cursor.after)
@@ -77,9 +78,15 @@ pub(crate) async fn list_events(
             }
             (None, None) => unreachable!("window is None only with a syncToken"),
         })
-        .map(|e| Candidate { order: e.order, item: e.to_json(&id) })
         .collect();
-    candidates.sort_by_key(|c| c.order);
+    // Only the page (and one more, so `cut` sees that more follow) is sorted and rendered: a
+    // calendar of 100,000 events pages in linear time instead of rendering the rest every page.
+    if matching.len() > max + 1 {
+        matching.select_nth_unstable_by_key(max, |e| e.order);
+        matching.truncate(max + 1);
+    }
+    matching.sort_unstable_by_key(|e| e.order);
+    let candidates = matching.into_iter().map(|e| Candidate { order: e.order, item: e.to_json(&id) }).collect();
     let page = cut(state, cursor, candidates, max, epoch);
     Ok(json(StatusCode::OK, page.into_body(envelope)))
 }
