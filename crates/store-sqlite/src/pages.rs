@@ -91,11 +91,11 @@ struct Pending<'a> {
 }
 
 impl Batch {
-    async fn write_kind<'a>(
+    async fn write_kind(
         &mut self,
         conn: &mut SqliteConnection,
         kind: RecordKind,
-        writes: &[&'a RecordWrite],
+        writes: &[&RecordWrite],
         generation: Option<i64>,
     ) -> StoreResult<()> {
         let mut existing = self.existing(conn, kind, writes).await?;
@@ -288,13 +288,13 @@ fn upsert_sql(kind: RecordKind, rows: usize) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(&format!(
+    sql.push_str(
         " ON CONFLICT (connection_id, provider_id) DO UPDATE SET parent_id = excluded.parent_id,
              hash = excluded.hash, sealed = excluded.sealed, key_id = excluded.key_id,
              starts_at = excluded.starts_at, ends_at = excluded.ends_at, series_id = excluded.series_id,
              status = excluded.status, provider_updated_at = excluded.provider_updated_at,
              generation = excluded.generation, change_seq = excluded.change_seq, deleted_at = NULL,
-             updated_at = excluded.updated_at"
-    ));
+             updated_at = excluded.updated_at",
+    );
     sql
 }
