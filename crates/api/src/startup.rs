@@ -99,7 +99,12 @@ impl Application {
         // One repair sweep for the fleet: its dedup key merges this into a sweep already queued.
         store.enqueue(SyncRepairPayload {}.job(now), now).await.context("queueing the sync repair sweep")?;
         let jobs: Arc<dyn JobStore> = store.clone();
-        let worker_settings = WorkerSettings { concurrency: settings.worker_concurrency, ..WorkerSettings::default() };
+        let worker_settings = WorkerSettings {
+            concurrency: settings.worker_concurrency,
+            lease: settings.worker_lease,
+            poll_interval: settings.worker_poll,
+            ..WorkerSettings::default()
+        };
         let limiters = RateLimiters::new(&settings);
         let state = AppState {
             store,

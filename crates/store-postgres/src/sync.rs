@@ -100,6 +100,7 @@ impl PgStore {
                     .map_err(db_err)?;
                 rows::sync_run(&row)?
             };
+            let run = raise_trigger(&mut tx, run, r.trigger).await?;
             tx.commit().await.map_err(db_err)?;
             return Ok(SyncRequested::AlreadyQueued(run));
         }
@@ -119,7 +120,7 @@ impl PgStore {
             .await
             .map_err(db_err)?;
             if let Some(row) = requeued {
-                let run = rows::sync_run(&row)?;
+                let run = raise_trigger(&mut tx, rows::sync_run(&row)?, r.trigger).await?;
                 tx.commit().await.map_err(db_err)?;
                 return Ok(SyncRequested::AlreadyQueued(run));
             }
@@ -386,4 +387,22 @@ impl SyncStore for PgStore {
             })
             .collect()
     }
+}
+
+/// Raises a pending run's trigger to `trigger` when it ranks higher ([`SyncTrigger::rank`]).
+async fn raise_trigger(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    run: SyncRun,
+    trigger: SyncTrigger,
+) -> StoreResult<SyncRun> {
+    if trigger.rank() <= run.trigger.rank() {
+        return Ok(run);
+    }
+    let row = sqlx::query("UPDATE sync_run SET trigger = $1 WHERE id = $2 RETURNING *")
+        .bind(trigger.as_str())
+        .bind(run.id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    rows::sync_run(&row)
 }

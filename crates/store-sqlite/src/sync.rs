@@ -38,12 +38,38 @@ impl SyncStore for SqliteStore {
             // later or lower.
             let payload = SyncRunPayload { tenant_id: run.tenant_id, connection_id: run.connection_id, run_id: run.id };
             insert_job(&mut tx, &payload.job_for(request.run_at, request.priority), now).await?;
+            let run = raise_trigger(&mut tx, run, request.trigger).await?;
             tx.commit().await.map_err(db_err)?;
             return Ok(SyncRequested::AlreadyQueued(run));
         }
         let run_id = SyncRunId::new();
         let payload = SyncRunPayload { tenant_id: request.tenant_id, connection_id: request.connection_id, run_id };
         let job = insert_job(&mut tx, &payload.job_for(request.run_at, request.priority), now).await?;
+        if let EnqueueOutcome::Merged(job_id) = job {
+            // A run's job went back to the queue (a yield or a retry) while its run stays
+            // `running`: that job will run the run again, so the request joins it.
+            let requeued = sqlx::query(
+                "UPDATE sync_run SET status = 'queued'
+                 WHERE id = (SELECT json_extract(payload, '$.run_id') FROM job WHERE id = ?) AND status = 'running'
+                 RETURNING *",
+            )
+            .bind(id_text(job_id.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if let Some(row) = requeued {
+                let run = raise_trigger(&mut tx, rows::sync_run(&row)?, request.trigger).await?;
+                tx.commit().await.map_err(db_err)?;
+                return Ok(SyncRequested::AlreadyQueued(run));
+            }
+            // The queued job names a finished run: point it at the new one.
+            sqlx::query("UPDATE job SET payload = ? WHERE id = ?")
+                .bind(serde_json::json!(payload).to_string())
+                .bind(id_text(job_id.0))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
         let row = sqlx::query(
             r#"INSERT INTO sync_run (id, tenant_id, connection_id, resource, "trigger", status, job_id, queued_at)
                VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING *"#,
@@ -352,4 +378,22 @@ pub(crate) async fn write_state(
     .await
     .map_err(db_err)?;
     rows::sync_state(&row)
+}
+
+/// Raises a pending run's trigger to `trigger` when it ranks higher ([`SyncTrigger::rank`]).
+async fn raise_trigger(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    run: SyncRun,
+    trigger: SyncTrigger,
+) -> StoreResult<SyncRun> {
+    if trigger.rank() <= run.trigger.rank() {
+        return Ok(run);
+    }
+    let row = sqlx::query(r#"UPDATE sync_run SET "trigger" = ? WHERE id = ? RETURNING *"#)
+        .bind(trigger.as_str())
+        .bind(id_text(run.id.0))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    rows::sync_run(&row)
 }

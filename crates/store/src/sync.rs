@@ -44,6 +44,19 @@ crate::text_enum! {
     }
 }
 
+impl SyncTrigger {
+    /// Which trigger a merged request keeps: initial > manual > webhook > schedule (a person's
+    /// or a signal's request must never be skipped as a quiet scheduled run).
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Schedule => 0,
+            Self::Webhook => 1,
+            Self::Manual => 2,
+            Self::Initial => 3,
+        }
+    }
+}
+
 crate::text_enum! {
     /// A run's state.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -166,7 +166,8 @@ mod tests {
                 "pkce_verifier",
                 "webhook_secret",
                 "channel_token",
-                "endpoint_secret"
+                "endpoint_secret",
+                "record"
             ]
         );
         assert_eq!(Purpose::PkceVerifier.to_string(), "pkce_verifier");

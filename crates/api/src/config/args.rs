@@ -69,6 +69,13 @@ pub struct ConfigArgs {
     /// Jobs one instance runs at once.
     #[arg(long, env = "PATCHBAY_WORKER_CONCURRENCY", default_value_t = 4, global = true)]
     pub worker_concurrency: usize,
+    /// Seconds a job lease lasts (renewed every third of it while the job runs); a crashed
+    /// instance's jobs are taken over this long after its last renewal.
+    #[arg(long, env = "PATCHBAY_WORKER_LEASE_SECONDS", default_value_t = 30, global = true)]
+    pub worker_lease_seconds: u64,
+    /// Milliseconds an idle worker waits before polling the job queue again.
+    #[arg(long, env = "PATCHBAY_WORKER_POLL_MS", default_value_t = 500, global = true)]
+    pub worker_poll_ms: u64,
     /// The product name the connect confirmation page shows ("Connect Google to …").
     #[arg(long, env = "PATCHBAY_APP_NAME", default_value = "Patchbay", global = true)]
     pub app_name: String,
@@ -283,6 +290,8 @@ impl ConfigArgs {
             log_format: self.log_format.unwrap_or(if production { LogFormat::Json } else { LogFormat::Pretty }),
             allow_private_endpoints: self.allow_private_endpoints,
             worker_concurrency: self.worker_concurrency.max(1),
+            worker_lease: std::time::Duration::from_secs(self.worker_lease_seconds.max(1)),
+            worker_poll: std::time::Duration::from_millis(self.worker_poll_ms.max(1)),
             app_name: app_name(&self.app_name)?,
             sync: self.sync.settings(&providers)?,
             providers,

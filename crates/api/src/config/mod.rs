@@ -121,6 +121,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub allow_private_endpoints: bool,
     pub worker_concurrency: usize,
+    /// `PATCHBAY_WORKER_LEASE_SECONDS`.
+    pub worker_lease: Duration,
+    /// `PATCHBAY_WORKER_POLL_MS`.
+    pub worker_poll: Duration,
     /// `PATCHBAY_APP_NAME`: the product name the connect page shows.
     pub app_name: String,
     pub providers: args::ProviderSettings,

@@ -35,6 +35,12 @@ pub struct SyncArgs {
     /// Longest in-process wait for provider budget before a sync job yields.
     #[arg(long, env = "PATCHBAY_SYNC_MAX_BUDGET_WAIT_SECONDS", default_value_t = 10, global = true)]
     pub max_budget_wait_seconds: u64,
+    /// Events asked of Google per `events.list` page (`maxResults`, 1–2500).
+    #[arg(long, env = "PATCHBAY_GOOGLE_PAGE_SIZE", default_value_t = 250, global = true)]
+    pub google_page_size: u32,
+    /// Items asked of monday per `items_page` (`limit`, 1–500).
+    #[arg(long, env = "PATCHBAY_MONDAY_PAGE_SIZE", default_value_t = 100, global = true)]
+    pub monday_page_size: u32,
 }
 
 impl SyncArgs {
@@ -73,6 +79,14 @@ impl SyncArgs {
         settings.backstop_with_signal = Duration::from_secs(self.backstop_with_signal_seconds);
         settings.monday_full_every = Duration::from_secs(self.monday_full_sync_hours.saturating_mul(3600));
         settings.max_budget_wait = Duration::from_secs(self.max_budget_wait_seconds);
+        if !(1..=2500).contains(&self.google_page_size) {
+            return Err(ConfigError::new("PATCHBAY_GOOGLE_PAGE_SIZE", "must be between 1 and 2500"));
+        }
+        if !(1..=500).contains(&self.monday_page_size) {
+            return Err(ConfigError::new("PATCHBAY_MONDAY_PAGE_SIZE", "must be between 1 and 500"));
+        }
+        settings.google_page_size = self.google_page_size;
+        settings.monday_page_size = self.monday_page_size;
         Ok(settings)
     }
 }
