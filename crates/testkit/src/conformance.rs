@@ -4,21 +4,27 @@
 //! Scenarios pass times explicitly (`now`), so nothing sleeps waiting for the clock.
 
 mod budgets;
+mod change_feed;
 mod connect;
 mod credentials;
 mod identity;
 mod lifecycle;
 mod load;
 mod queue;
+mod records;
+mod sync;
 mod worker;
 
 pub use budgets::*;
+pub use change_feed::*;
 pub use connect::*;
 pub use credentials::*;
 pub use identity::*;
 pub use lifecycle::*;
 pub use load::*;
 pub use queue::*;
+pub use records::*;
+pub use sync::*;
 pub use worker::*;
 
 use chrono::{DateTime, SubsecRound, Utc};
