@@ -4,7 +4,7 @@ use super::*;
 use crate::support::Backend;
 use patchbay_testkit::fakes::google::EventSpec;
 
-on_both_stores!(a_dirty_only_run_syncs_dirty_and_unfinished_parts_only);
+on_both_stores!(a_dirty_only_run_syncs_dirty_and_unfinished_parts_only, a_cancelled_run_stops_before_its_next_page);
 
 async fn a_dirty_only_run_syncs_dirty_and_unfinished_parts_only(world: World) {
     let conn = world.google_connection("acme", USER).await;
@@ -27,6 +27,19 @@ async fn a_dirty_only_run_syncs_dirty_and_unfinished_parts_only(world: World) {
     assert_eq!(world.google.api_calls(), calls + 1);
     assert_matches(&world, &conn, &primary(), "after the dirty-only run").await;
     assert!(!world.store.sync_state(conn.id, &part).await.unwrap().unwrap().dirty);
+}
+
+async fn a_cancelled_run_stops_before_its_next_page(world: World) {
+    let conn = world.google_connection("acme", USER).await;
+    let lease = world.lease().await;
+    let session = world.session(&conn).await;
+    let sealer = world.deps.sealer();
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let engine = Engine::new(&session, &sealer, lease, SyncRunId::new(), cancel, Scope::Everything);
+    let result = google::run(&engine).await;
+    assert!(matches!(result, Err(SyncError::Store(StoreError::LeaseLost))), "{result:?}");
+    assert_eq!(world.google.api_calls(), 0, "no request after the cancel");
 }
 
 /// `cargo nextest run --release -p patchbay-sync --test it google::scope::full_sync_throughput
