@@ -19,20 +19,35 @@ pub(crate) struct Written {
     pub deleted: u64,
 }
 
-/// One kind's share of a write, deduplicated by provider id (the last write of an id wins).
+/// What a page does to one provider id, its writes taken in order: the last upsert (if any),
+/// and whether a delete came after it (an upsert then a delete in one page leaves a tombstone).
+struct Net {
+    write: RecordWrite,
+    upsert: Option<RecordFields>,
+    delete_after: bool,
+}
+
+/// One kind's share of a write, one [`Net`] per provider id in first-seen order.
 #[derive(Default)]
 struct KindWrites {
-    order: Vec<RecordWrite>,
+    order: Vec<Net>,
     index: HashMap<String, usize>,
 }
 
 impl KindWrites {
-    fn push(&mut self, write: RecordWrite) {
-        match self.index.get(&write.provider_id) {
-            Some(&i) => self.order[i] = write,
-            None => {
+    fn push(&mut self, mut write: RecordWrite) {
+        // Moved out, not cloned: the ciphertext is the bulk of a page.
+        let upsert = match std::mem::replace(&mut write.change, RecordChange::Delete) {
+            RecordChange::Upsert(fields) => Some(fields),
+            RecordChange::Delete => None,
+        };
+        match (self.index.get(&write.provider_id), upsert) {
+            (Some(&i), Some(fields)) => self.order[i] = Net { write, upsert: Some(fields), delete_after: false },
+            (Some(&i), None) => self.order[i].delete_after = true,
+            (None, upsert) => {
                 self.index.insert(write.provider_id.clone(), self.order.len());
-                self.order.push(write);
+                let delete_after = upsert.is_none();
+                self.order.push(Net { write, upsert, delete_after });
             }
         }
     }
@@ -108,7 +123,7 @@ pub(crate) async fn write_records(
     for kind in RecordKind::ALL {
         let Some(writes) = by_kind.remove(&kind) else { continue };
         let table = kind.as_str();
-        let ids: Vec<&str> = writes.order.iter().map(|w| w.provider_id.as_str()).collect();
+        let ids: Vec<&str> = writes.order.iter().map(|n| n.write.provider_id.as_str()).collect();
         let found = sqlx::query(&format!(
             "SELECT provider_id, hash, deleted_at IS NOT NULL AS dead FROM {table}
              WHERE connection_id = $1 AND provider_id = ANY($2)"
@@ -127,24 +142,23 @@ pub(crate) async fn write_records(
         }
         let mut upserts = Upserts::default();
         let (mut tombstones, mut tombstone_seqs, mut seen) = (Vec::new(), Vec::new(), Vec::new());
-        for mut write in writes.order {
-            let current = stored.get(&write.provider_id);
-            // Moved out, not cloned: the ciphertext is the bulk of a page.
-            match std::mem::replace(&mut write.change, RecordChange::Delete) {
-                RecordChange::Upsert(fields) => match current {
+        for Net { write, upsert, delete_after } in writes.order {
+            let mut live = matches!(stored.get(&write.provider_id), Some((_, false)));
+            let tombstone = delete_after.then(|| write.provider_id.clone());
+            if let Some(fields) = upsert {
+                match stored.get(&write.provider_id) {
                     Some((hash, false)) if *hash == fields.hash => seen.push(write.provider_id),
                     _ => {
                         last_seq += 1;
                         upserts.push(write, fields, last_seq);
                     }
-                },
-                RecordChange::Delete => {
-                    if matches!(current, Some((_, false))) {
-                        last_seq += 1;
-                        tombstones.push(write.provider_id);
-                        tombstone_seqs.push(last_seq);
-                    }
                 }
+                live = true;
+            }
+            if let (Some(provider_id), true) = (tombstone, live) {
+                last_seq += 1;
+                tombstones.push(provider_id);
+                tombstone_seqs.push(last_seq);
             }
         }
         written.upserted += upserts.id.len() as u64;

@@ -224,7 +224,15 @@ impl SyncStore for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        let Some(row) = row else { return Err(Self::run_missing_or_final(&mut tx, run).await) };
+        let Some(row) = row else {
+            // Already finished (a retried finish): answer the run as it ended, announce nothing.
+            let row = sqlx::query("SELECT * FROM sync_run WHERE id = $1")
+                .bind(run.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            return rows::sync_run(&row);
+        };
         let run = rows::sync_run(&row)?;
         let event_type = match run.status {
             SyncRunStatus::Succeeded => Some(EventType::SyncCompleted),
@@ -270,7 +278,6 @@ impl SyncStore for PgStore {
         connection: ConnectionId,
         page: Page,
     ) -> StoreResult<Paged<SyncRun>> {
-        owned(&self.pool, scope, connection).await?;
         // Newest first; the cursor (a run id) stands for its (queued_at, id) position.
         let found = sqlx::query(
             "SELECT * FROM sync_run WHERE connection_id = $1 AND tenant_id = $2

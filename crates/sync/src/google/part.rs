@@ -67,18 +67,23 @@ impl Part {
     /// restarts the listing under way from its first page.
     pub fn recover(&mut self, engine: &Engine<'_>, error: &SyncError) -> bool {
         if is_gone(error) && self.is_incremental() && !self.restarted_full {
-            tracing::info!(part = %self.name, "sync token expired; starting a full sync under a new generation");
+            tracing::info!(part = self.kind(), "sync token expired; starting a full sync under a new generation");
             self.restarted_full = true;
             self.begin_full(engine);
             return true;
         }
         if is_bad_page_token(error) && self.checkpoint.page_token.is_some() && !self.restarted_pages {
-            tracing::info!(part = %self.name, "page token refused; restarting the listing");
+            tracing::info!(part = self.kind(), "page token refused; restarting the listing");
             self.restarted_pages = true;
             self.checkpoint.page_token = None;
             return true;
         }
         false
+    }
+
+    /// The part's kind (`calendars`, `events`) for logs: a calendar id is an email address.
+    fn kind(&self) -> &str {
+        self.name.split(':').next().unwrap_or_default()
     }
 
     /// Whether `listing` is the last page of a full listing (its commit sweeps).

@@ -131,6 +131,37 @@ async fn a_run_writes_pages_sweeps_and_finishes_with_its_event() {
     assert!(store.sync_states(connection).await.unwrap().is_empty());
 }
 
+/// Two stores with their own pools (two processes, as far as Postgres can tell), four tasks
+/// each, hammering one bucket: never more than its burst admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_racing_on_one_bucket_never_over_admit() {
+    let Some(url) = patchbay_testkit::db::postgres_url().await else { return };
+    let first = Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap());
+    first.migrate().await.unwrap();
+    let second = Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap());
+    let key = BucketKey { provider: ProviderId::Monday, key: "account:race".into(), bucket: "read".into() };
+    let step = GcraStep { increment_us: 1_000_000, capacity_us: 25_000_000, force: false };
+    let now = t0();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+            let key = key.clone();
+            tokio::spawn(async move {
+                let mut admitted = 0;
+                for _ in 0..10 {
+                    admitted += i32::from(store.gcra(&key, step, now).await.unwrap().admitted);
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert_eq!(admitted, 25, "80 racing steps from two pools admit exactly the burst");
+}
+
 /// `cargo nextest run -p patchbay-testkit --run-ignored only -E 'test(page_write_throughput)'
 /// --no-capture`: 100,000 events in pages of 500, then the same rows by COPY.
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod basic;
 mod generations;
 mod property;
+mod scope;
 
 use crate::support::World;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
