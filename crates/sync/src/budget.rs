@@ -39,8 +39,9 @@ impl Charge {
         // Emission interval in µs per unit, kept fractional by scaling the cost first.
         let increment_us = (i128::from(cost) * i128::from(self.period_us) / planned) as i64;
         let burst = self.period_us * BURST_SHARE.0 / BURST_SHARE.1;
-        // A single call larger than the burst (a heavy monday query) must still fit when idle.
-        GcraStep { increment_us, capacity_us: burst.max(increment_us), force }
+        // A single call larger than the burst (a heavy monday query) still fits when idle, unless
+        // it is larger than the whole period's limit: that one can never be afforded.
+        GcraStep { increment_us, capacity_us: burst.max(increment_us.min(self.period_us)), force }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod pagination;
 pub mod problem;
 pub mod records;
 pub mod sync_errors;
+pub mod sync_runs;
 
 use crate::config::{RateLimit, Settings};
 use crate::state::AppState;
@@ -99,6 +100,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
     let v1 = me::router()
         .merge(connections::router())
         .merge(records::router())
+        .merge(sync_runs::router())
         .merge(audit::router())
         .merge(connect_sessions::router())
         .merge(admin::router())

@@ -29,6 +29,8 @@ pub enum List {
     GoogleCalendars,
     /// `GET /v1/connections/{id}/google/calendars/{calendar}/events`
     GoogleEvents,
+    /// `GET /v1/connections/{id}/sync-runs`
+    SyncRuns,
 }
 
 impl List {
@@ -42,6 +44,7 @@ impl List {
             Self::MondayItems => "monday-items",
             Self::GoogleCalendars => "google-calendars",
             Self::GoogleEvents => "google-events",
+            Self::SyncRuns => "sync-runs",
         }
     }
 
