@@ -60,7 +60,7 @@ impl IdempotencyStore for SqliteStore {
                         .map_err(|_| StoreError::Corrupt("idempotency_key.status_code is out of range".into()))?,
                     response: opt_blob(&row, "response")?.unwrap_or_default(),
                 },
-                None if int(&row, "created_at")? < micros(now - stale_after) => {
+                None if int(&row, "created_at")? <= micros(now - stale_after) => {
                     // The first request never finished: take the key over.
                     sqlx::query(&format!("UPDATE idempotency_key SET created_at = ?4 WHERE {KEY}"))
                         .bind(&tenant)

@@ -176,21 +176,16 @@ impl Budgets {
     pub async fn hold_until(&self, spend: &Spend, until: DateTime<Utc>) -> Result<(), SyncError> {
         let now = self.clock.now();
         if let Some(first) = self.charges(spend).into_iter().next() {
-            // Push the theoretical arrival time to `until + period`: full again only at `until`.
-            let verdict = self
-                .store
-                .gcra(&first.key, GcraStep { increment_us: 0, capacity_us: first.period_us, force: true }, now)
-                .await?;
-            let target = until + chrono::Duration::microseconds(first.period_us);
+            // Push the theoretical arrival time to `until + burst`: nothing is admitted before
+            // `until` (admission needs tat - now <= burst).
+            let capacity_us = first.step(first.cost, true).capacity_us;
+            let probe = GcraStep { increment_us: 0, capacity_us, force: true };
+            let verdict = self.store.gcra(&first.key, probe, now).await?;
+            let target = until + chrono::Duration::microseconds(capacity_us);
             let missing = (target - verdict.tat.max(now)).num_microseconds().unwrap_or(0);
             if missing > 0 {
-                self.store
-                    .gcra(
-                        &first.key,
-                        GcraStep { increment_us: missing, capacity_us: first.period_us, force: true },
-                        now,
-                    )
-                    .await?;
+                let push = GcraStep { increment_us: missing, capacity_us, force: true };
+                self.store.gcra(&first.key, push, now).await?;
             }
         }
         Ok(())

@@ -46,6 +46,11 @@ pub(super) async fn sync(engine: &Engine<'_>, board: &str, state: Option<&SyncSt
         cp.full = cp.reset || state.and_then(|s| s.last_full_at).is_none_or(|at| now - at >= every);
         if cp.full {
             generation += 1;
+            // The listing rebuilds the watermark from what is live now: an item remembered at the
+            // old watermark may be tombstoned by this listing's sweep, and a later restore that
+            // brings it back unchanged (same second, same fields) must not be skipped as applied.
+            cp.watermark = None;
+            cp.at_watermark.clear();
         }
     }
     let parent = engine.id_of(RecordKind::MondayBoard, board);

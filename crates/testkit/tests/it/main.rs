@@ -93,18 +93,4 @@ on_both_stores!(
     a_breaker_opens_at_the_threshold_probes_once_and_backs_off,
     idempotency_keys_start_once_replay_and_expire,
     // sync and records
-    request_sync_queues_one_run_and_later_requests_merge_into_it,
-    request_sync_refuses_a_connection_that_is_not_active,
-    sync_run_writes_are_fenced_by_the_job_lease,
-    finishing_a_run_announces_it_once_and_a_skip_announces_nothing,
-    sync_state_is_version_checked_and_dirty_is_cleared_only_by_a_later_success,
-    repair_candidates_are_active_connections_without_an_open_run,
-    a_page_gives_change_seqs_to_changes_only,
-    a_stale_page_is_refused_and_a_checkpoint_never_goes_back,
-    a_sweep_tombstones_only_older_generations_under_its_parent,
-    list_records_filters_and_pages_by_id,
-    records_are_invisible_to_other_tenants,
-    purge_deletes_records_in_batches_until_nothing_is_left,
-    record_rewraps_are_guarded_by_the_old_ciphertext,
-    a_change_feed_reader_misses_nothing_while_four_writers_commit,
 );
