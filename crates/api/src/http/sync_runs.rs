@@ -94,8 +94,7 @@ async fn own_connection(
         (status = 400, description = "`invalid_path`: `id` is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`: an API key without the `write` scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such connection for this caller (another tenant's or user's id included)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the connection is not active (it needs its user to reconnect)", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "`not_found`: no such connection for this caller (another tenant's or user's id included), or one that is not active (its user must reconnect; the detail says so)", body = Problem, content_type = "application/problem+json")))]
 async fn request_sync(
     State(state): State<AppState>,
     principal: Principal,
@@ -138,8 +137,9 @@ async fn list_runs(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ListOut<SyncRunOut>>, ApiError> {
     principal.require(Need::Read)?;
+    let page = query.page(List::SyncRuns)?;
     own_connection(&state, &principal, id).await?;
-    let page = state.store.list_sync_runs(principal.scope(), id, query.page(List::SyncRuns)?).await?;
+    let page = state.store.list_sync_runs(principal.scope(), id, page).await?;
     Ok(Json(ListOut::from_page(List::SyncRuns, page, SyncRunOut::from)))
 }
 

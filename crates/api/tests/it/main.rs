@@ -11,4 +11,5 @@ mod migrate;
 mod openapi;
 mod rotation;
 mod routes;
+mod sync;
 mod tenancy;

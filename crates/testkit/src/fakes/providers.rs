@@ -46,6 +46,7 @@ impl Providers {
             ("--google-token-url", google.token_url().to_string()),
             ("--google-revoke-url", google.revoke_url().to_string()),
             ("--google-userinfo-url", google.userinfo_url().to_string()),
+            ("--google-api-url", google.base_url().to_string()),
             ("--monday-client-id", "monday-client".to_string()),
             ("--monday-oauth-flow", monday_flow.to_string()),
             ("--monday-auth-url", monday.auth_url().to_string()),
