@@ -154,7 +154,9 @@ impl SyncRunPayload {
     pub fn job_for(&self, run_at: DateTime<Utc>, priority: i32) -> NewJob {
         let mut job = NewJob::new(JobKind::SyncRun.as_str(), serde_json::json!(self), run_at);
         job.priority = priority;
-        job.max_attempts = 8;
+        // A run resumes from its checkpoints, so a crash (which spends the attempt of the
+        // claim it interrupted) costs little: be generous before declaring the run dead.
+        job.max_attempts = 20;
         job.dedup_key = Some(format!("{}:{}", JobKind::SyncRun, self.connection_id));
         job.concurrency_key = Some(format!("sync:{}", self.connection_id));
         job
