@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod migrate;
 mod openapi;
+mod records;
 mod rotation;
 mod routes;
 mod sync;

@@ -1,20 +1,33 @@
-//! Sync through the API: a manual request queues one run (a second joins it), the worker runs it
-//! against the fake Google, the run and the synced events are readable, another tenant sees
-//! nothing, and what was synced is sealed at rest (a canary title and description are served by
-//! the read API and appear nowhere in the SQLite file, its WAL or the job payloads).
+//! Sync through the API, on both stores: a manual request queues one run (a second joins it),
+//! the worker runs it against the fake Google, the run and the synced events are readable,
+//! another tenant sees nothing, and what was synced is sealed at rest: a canary title and
+//! description are served by the read API and appear nowhere in the database (the SQLite file
+//! and its WAL, which hold the job payloads too; a `pg_dump` of the test's Postgres schema) or in
+//! the TRACE-level logs of the whole run.
 
+use crate::canary::Captured;
 use crate::connect::world;
 use crate::helpers::{json, token, Db};
 use patchbay_testkit::fakes::google::EventSpec;
 use patchbay_testkit::fakes::GOOGLE_SUB;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 const CANARY_TITLE: &str = "canary-title-7f3a9c";
 const CANARY_TEXT: &str = "canary-description-51be02";
 
-#[tokio::test]
-async fn a_manual_sync_runs_once_serves_the_events_and_leaves_no_plaintext_at_rest() {
-    let w = world(Db::Sqlite, "v2").await.unwrap();
+async fn manual_sync(db: Db) {
+    // TRACE logs of everything this test's thread runs (the app and the worker run on this
+    // current-thread runtime); a thread-local default, so the two stores' tests may share a
+    // process under `cargo test`.
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _logs = tracing::subscriber::set_default(subscriber);
+    let Some(w) = world(db, "v2").await else { return };
     let start = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let end = (chrono::Utc::now() + chrono::Duration::days(1) + chrono::Duration::hours(1)).to_rfc3339();
     w.google.insert_event(GOOGLE_SUB, "primary", EventSpec::timed(CANARY_TITLE, &start, &end).described(CANARY_TEXT));
@@ -51,15 +64,41 @@ async fn a_manual_sync_runs_once_serves_the_events_and_leaves_no_plaintext_at_re
     assert_eq!(other.status(), 404, "nor can it sync it");
 
     let mut at_rest = Vec::new();
-    for file in ["patchbay.db", "patchbay.db-wal"] {
-        if let Ok(bytes) = std::fs::read(w.app.data_dir.join(file)) {
-            at_rest.extend(bytes);
+    match db {
+        Db::Sqlite => {
+            for file in ["patchbay.db", "patchbay.db-wal"] {
+                if let Ok(bytes) = std::fs::read(w.app.data_dir.join(file)) {
+                    at_rest.extend(bytes);
+                }
+            }
+        }
+        Db::Postgres => at_rest = pg_dump(w.app.state.settings.database.url.expose_secret()),
+    }
+    assert!(at_rest.len() > 10_000, "the database was read ({} bytes)", at_rest.len());
+    let logs = captured.0.lock().unwrap().clone();
+    assert!(logs.len() > 1_000, "the logs were captured ({} bytes)", logs.len());
+    for (place, bytes) in [("the database", &at_rest), ("the logs", &logs)] {
+        for canary in [CANARY_TITLE, CANARY_TEXT] {
+            let needle = canary.as_bytes();
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{canary} is in {place} in clear");
         }
     }
-    assert!(!at_rest.is_empty(), "the database file was read");
-    for canary in [CANARY_TITLE, CANARY_TEXT] {
-        let needle = canary.as_bytes();
-        assert!(!at_rest.windows(needle.len()).any(|w| w == needle), "{canary} is in the database file in clear");
-    }
     w.app.stop().await;
+}
+
+crate::both_stores!(a_manual_sync_runs_once_serves_the_events_and_leaves_no_plaintext_at_rest, manual_sync);
+
+/// A plain-text dump of the test's Postgres schema (its URL carries the schema as
+/// `options=-c search_path=…`), data included.
+fn pg_dump(url: &str) -> Vec<u8> {
+    let (base, options) = url.split_once("options=").expect("a test URL names its schema");
+    let schema = options.split("search_path%3D").nth(1).expect("the schema").split('&').next().unwrap();
+    let base = base.trim_end_matches(['?', '&']);
+    let out = std::process::Command::new("pg_dump")
+        .args(["--no-owner", "--schema", schema, base])
+        .output()
+        .expect("pg_dump runs (it ships with the Postgres client the test script needs)");
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("COPY"), "the dump holds the data");
+    out.stdout
 }

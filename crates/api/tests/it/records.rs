@@ -1,0 +1,236 @@
+//! The Google read API over HTTP, on both stores, after a real sync from the fake: keyset pages
+//! that together hold every event exactly once, a `time_min`/`time_max` window, `expand=instances`
+//! placing a weekly Europe/Berlin series across the 2027 daylight-saving change with its EXDATE,
+//! a moved exception and a cancelled instance applied, the change feed resuming from its cursor
+//! with exactly what changed, and bad queries answered 400 with problem details.
+
+use crate::connect::{world, World};
+use crate::helpers::{json, token, Db};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use patchbay_testkit::fakes::google::{EventSpec, EventTime};
+use patchbay_testkit::fakes::GOOGLE_SUB;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// Single events, one an hour from 2027-06-01T00:00Z, 30 minutes long.
+const SLOTS: i64 = 120;
+
+fn slot_start(i: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 6, 1, 0, 0, 0).unwrap() + Duration::hours(i)
+}
+
+/// Syncs once through the API (a manual run, executed by the worker).
+async fn sync(w: &World, bearer: &str, id: &str) {
+    let response = w.app.client.post(w.app.url(&format!("/v1/connections/{id}/sync"))).bearer_auth(bearer).send().await;
+    let status = response.unwrap().status();
+    assert!(status == 202 || status == 200, "sync requested: {status}");
+    assert!(w.app.run_jobs().await >= 1, "the worker ran the sync");
+}
+
+async fn get(w: &World, bearer: &str, path: &str) -> Value {
+    let response = w.app.get_as(path, bearer).await;
+    assert_eq!(response.status(), 200, "GET {path}");
+    json(response).await
+}
+
+fn instant(event: &Value) -> DateTime<Utc> {
+    let text = event["start"]["date_time"].as_str().unwrap_or_else(|| panic!("a timed start: {event}"));
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+}
+
+async fn read_api(db: Db) {
+    let Some(w) = world(db, "v2").await else { return };
+    let fake = &w.google;
+    // A weekly stand-up, 09:00 Berlin, six weeks from Monday 2027-03-15 (the clocks change on
+    // Sunday 2027-03-28): the 22nd is excluded by EXDATE, the 5 April one moved to 14:00 and
+    // renamed, the 12 April one cancelled.
+    let master = fake.insert_event(
+        GOOGLE_SUB,
+        "primary",
+        EventSpec::new(
+            "standup",
+            EventTime::zoned("2027-03-15T09:00:00+01:00", "Europe/Berlin"),
+            EventTime::zoned("2027-03-15T09:15:00+01:00", "Europe/Berlin"),
+        )
+        .recurring("RRULE:FREQ=WEEKLY;COUNT=6")
+        .recurring("EXDATE;TZID=Europe/Berlin:20270322T090000"),
+    );
+    fake.modify_instance(
+        GOOGLE_SUB,
+        "primary",
+        &master,
+        EventTime::zoned("2027-04-05T09:00:00+02:00", "Europe/Berlin"),
+        EventSpec::new(
+            "moved standup",
+            EventTime::zoned("2027-04-05T14:00:00+02:00", "Europe/Berlin"),
+            EventTime::zoned("2027-04-05T14:15:00+02:00", "Europe/Berlin"),
+        ),
+    );
+    fake.cancel_instance(
+        GOOGLE_SUB,
+        "primary",
+        &master,
+        EventTime::zoned("2027-04-12T09:00:00+02:00", "Europe/Berlin"),
+    );
+    let slots: Vec<String> = fake.insert_events(
+        GOOGLE_SUB,
+        "primary",
+        (0..SLOTS).map(|i| {
+            let start = slot_start(i);
+            EventSpec::timed(&format!("slot-{i}"), &start.to_rfc3339(), &(start + Duration::minutes(30)).to_rfc3339())
+        }),
+    );
+
+    let alice = token("alice", json!({}));
+    let back = w.connect(&alice, "google", json!({})).await;
+    let id = back["connection_id"].to_string();
+    sync(&w, &alice, &id).await;
+    let calendars = get(&w, &alice, &format!("/v1/connections/{id}/google/calendars")).await;
+    let calendar = calendars["data"][0]["id"].as_str().expect("the primary calendar is served").to_owned();
+    let provider_id = calendars["data"][0]["provider_id"].as_str().unwrap();
+    let filtered = get(&w, &alice, &format!("/v1/connections/{id}/google/calendars?provider_id={provider_id}")).await;
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 1, "a provider id filter finds its calendar");
+    assert_eq!(filtered["data"][0]["id"], calendar.as_str());
+    let events = format!("/v1/connections/{id}/google/calendars/{calendar}/events");
+
+    // Keyset pages of 50: every stored event once, in id order, the last page without a cursor.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{events}?limit=50&cursor={c}"),
+            None => format!("{events}?limit=50"),
+        };
+        let page = get(&w, &alice, &path).await;
+        pages += 1;
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 50, "a page holds at most `limit` events");
+        seen.extend(
+            data.iter().map(|e| (e["id"].as_str().unwrap().to_owned(), e["provider_id"].as_str().unwrap().to_owned())),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    let ids: Vec<&String> = seen.iter().map(|(id, _)| id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "pages are in id order with nothing repeated");
+    let provider_ids: BTreeSet<&str> = seen.iter().map(|(_, p)| p.as_str()).collect();
+    for slot in &slots {
+        assert!(provider_ids.contains(slot.as_str()), "slot {slot} is on some page");
+    }
+    assert!(provider_ids.contains(master.as_str()), "the series master is on some page");
+    assert!(pages >= 3, "{} events took {pages} pages of 50", seen.len());
+
+    // A window: the slots that overlap 2027-06-02 (starts from 24 h to 47 h; the 23 h slot ends
+    // at 23:30 on the 1st).
+    let (min, max) = ("2027-06-02T00:00:00Z", "2027-06-03T00:00:00Z");
+    let windowed = get(&w, &alice, &format!("{events}?time_min={min}&time_max={max}&limit=500")).await;
+    let in_window: BTreeSet<String> = windowed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["summary"].as_str().filter(|s| s.starts_with("slot-")).map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = (24..48).map(|i| format!("slot-{i}")).collect();
+    assert_eq!(in_window, expected, "the window keeps exactly the overlapping slots");
+
+    // The series expanded in March–April: EXDATE and the cancelled instance gone, the moved one
+    // at its new time, 09:00 Berlin before and after the clocks change.
+    let expanded = get(
+        &w,
+        &alice,
+        &format!("{events}?expand=instances&time_min=2027-03-01T00:00:00Z&time_max=2027-05-01T00:00:00Z"),
+    )
+    .await;
+    assert!(expanded["next_cursor"].is_null(), "an expanded window is one page");
+    let occurrences: Vec<(DateTime<Utc>, String)> = expanded["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (instant(e), e["summary"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let at = |d, h| Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap() + Duration::days(d) + Duration::hours(h);
+    let expected = vec![
+        (at(14, 8), "standup".to_owned()),        // 15 March, 09:00 CET
+        (at(28, 7), "standup".to_owned()),        // 29 March, 09:00 CEST
+        (at(35, 12), "moved standup".to_owned()), // 5 April, moved to 14:00 CEST
+        (at(49, 7), "standup".to_owned()),        // 19 April
+    ];
+    assert_eq!(occurrences, expected, "the occurrences of the window, in start order");
+    let generated = &expanded["data"][0];
+    assert_eq!(
+        generated["provider_id"],
+        format!("{master}_20270315T080000Z"),
+        "an occurrence has Google's instance id"
+    );
+
+    // The change feed: read to the end, then one deletion and one rename at the fake and a sync
+    // show up after the cursor as exactly two changes, in change_seq order.
+    let feed = format!("/v1/connections/{id}/google/changes");
+    let mut after = 0;
+    loop {
+        let page = get(&w, &alice, &format!("{feed}?after={after}&limit=500")).await;
+        let next = page["next_cursor"].as_i64().unwrap();
+        assert!(next >= after, "the cursor never goes back");
+        let done = page["data"].as_array().unwrap().len() < 500;
+        after = next;
+        if done {
+            break;
+        }
+    }
+    fake.delete_event(GOOGLE_SUB, "primary", &slots[0]);
+    fake.update_event(GOOGLE_SUB, "primary", &slots[1], |e| e.summary = "renamed slot".into());
+    sync(&w, &alice, &id).await;
+    let page = get(&w, &alice, &format!("{feed}?after={after}")).await;
+    let changes: Vec<(String, bool, Option<String>)> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["provider_id"].as_str().unwrap().to_owned(),
+                c["deleted"].as_bool().unwrap(),
+                c["fields"]["summary"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    let mut sorted = changes.clone();
+    sorted.sort();
+    let mut want = vec![(slots[0].clone(), true, None), (slots[1].clone(), false, Some("renamed slot".to_owned()))];
+    want.sort();
+    assert_eq!(sorted, want, "exactly the two changes follow the cursor");
+    let seqs: Vec<i64> = page["data"].as_array().unwrap().iter().map(|c| c["change_seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > after, "in change_seq order, after the cursor: {seqs:?}");
+
+    // Bad queries: 400 with problem details naming the parameter, never a 500.
+    for (query, names) in [
+        ("time_min=yesterday", "time_min"),
+        ("time_min=2027-06-03T00:00:00Z&time_max=2027-06-02T00:00:00Z", "time_min"),
+        ("expand=instances", "time_min"),
+        ("expand=occurrences&time_min=2027-06-02T00:00:00Z&time_max=2027-06-03T00:00:00Z", "expand"),
+        ("expand=instances&time_min=2027-01-01T00:00:00Z&time_max=2029-01-01T00:00:00Z", "366"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("limit=0", "limit"),
+    ] {
+        let response = w.app.get_as(&format!("{events}?{query}"), &alice).await;
+        assert_eq!(response.status(), 400, "{query}");
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(kind, "application/problem+json", "{query}");
+        let body = json(response).await;
+        assert!(body["detail"].as_str().unwrap_or_default().contains(names), "{query}: {body}");
+    }
+    let response = w.app.get_as(&format!("{feed}?cursor=abc"), &alice).await;
+    assert_eq!(response.status(), 400, "a foreign change-feed cursor");
+
+    // Another tenant: 404 on every read, the feed included.
+    let bob = token("bob", json!({}));
+    for path in [format!("/v1/connections/{id}/google/calendars"), events.clone(), feed.clone()] {
+        assert_eq!(w.app.get_as(&path, &bob).await.status(), 404, "{path} for another tenant");
+    }
+    w.app.stop().await;
+}
+
+crate::both_stores!(the_google_read_api_pages_windows_expands_and_feeds_changes, read_api);
