@@ -2,7 +2,8 @@
 //! that together hold every event exactly once, a `time_min`/`time_max` window, `expand=instances`
 //! placing a weekly Europe/Berlin series across the 2027 daylight-saving change with its EXDATE,
 //! a moved exception and a cancelled instance applied, the change feed resuming from its cursor
-//! with exactly what changed, and bad queries answered 400 with problem details.
+//! with exactly what changed, and bad queries answered 400 with problem details; and the monday
+//! read API: boards with columns and groups, items in pages and by group, and its change feed.
 
 use crate::connect::{world, World};
 use crate::helpers::{json, token, Db};
@@ -234,3 +235,106 @@ async fn read_api(db: Db) {
 }
 
 crate::both_stores!(the_google_read_api_pages_windows_expands_and_feeds_changes, read_api);
+
+/// The monday read API: a board with its columns and groups, items in keyset pages, the
+/// `group_id` and `provider_id` filters, and the change feed after a rename, a column change and
+/// a new item at the fake.
+async fn monday_read_api(db: Db) {
+    let Some(w) = world(db, "v2").await else { return };
+    let fake = &w.monday;
+    fake.add_board(1001, 7001, "Roadmap");
+    fake.add_column(7001, "status", "Status", "status");
+    fake.add_column(7001, "text0", "Notes", "text");
+    fake.add_group(7001, "topics", "Topics");
+    fake.add_group(7001, "done", "Done");
+    let items: Vec<u64> = (0..30)
+        .map(|n| fake.create_item(7001, if n % 3 == 0 { "done" } else { "topics" }, &format!("Task {n}")))
+        .collect();
+
+    let alice = token("alice", json!({}));
+    let back = w.connect(&alice, "monday", json!({})).await;
+    let id = back["connection_id"].to_string();
+    sync(&w, &alice, &id).await;
+
+    let boards = get(&w, &alice, &format!("/v1/connections/{id}/monday/boards")).await;
+    let board = &boards["data"][0];
+    assert_eq!((board["provider_id"].as_str(), board["name"].as_str()), (Some("7001"), Some("Roadmap")), "{boards}");
+    let titles = |key: &str| -> BTreeSet<String> {
+        board[key].as_array().unwrap().iter().map(|c| c["title"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(titles("columns"), BTreeSet::from(["Status".to_owned(), "Notes".to_owned()]));
+    assert_eq!(titles("groups"), BTreeSet::from(["Topics".to_owned(), "Done".to_owned()]));
+    let board_id = board["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/connections/{id}/monday/boards/{board_id}/items");
+
+    // Every item once across pages of 7; and the `done` group's items through the filter.
+    let all = |query: &'static str| {
+        let (w, alice, path) = (&w, &alice, &path);
+        async move {
+            let mut names = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..20 {
+                let url = match &cursor {
+                    Some(c) => format!("{path}?limit=7{query}&cursor={c}"),
+                    None => format!("{path}?limit=7{query}"),
+                };
+                let page = get(w, alice, &url).await;
+                assert!(page["data"].as_array().unwrap().len() <= 7);
+                names.extend(page["data"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_owned()));
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => return names,
+                }
+            }
+            panic!("paging ends")
+        }
+    };
+    let mut names = all("").await;
+    names.sort();
+    let mut want: Vec<String> = (0..30).map(|n| format!("Task {n}")).collect();
+    want.sort();
+    assert_eq!(names, want, "every item exactly once");
+    let mut done = all("&group_id=done").await;
+    done.sort();
+    let mut want: Vec<String> = (0..30).filter(|n| n % 3 == 0).map(|n| format!("Task {n}")).collect();
+    want.sort();
+    assert_eq!(done, want, "the group filter keeps the group's items only");
+    let one = get(&w, &alice, &format!("{path}?provider_id={}", items[4])).await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+    assert_eq!(one["data"][0]["name"], "Task 4");
+
+    // The change feed from its end: a rename, a column change and a new item, nothing else.
+    let feed = format!("/v1/connections/{id}/monday/changes");
+    let end = get(&w, &alice, &format!("{feed}?limit=500")).await;
+    assert!(end["data"].as_array().unwrap().len() >= 1 + 2 + 2 + 30, "the board, columns, groups and items");
+    let after = end["next_cursor"].as_i64().unwrap();
+    fake.rename_item(items[1], "Task 1 renamed");
+    fake.update_item_column(items[2], "text0", json!("a note"));
+    let added = fake.create_item(7001, "topics", "Task 30");
+    sync(&w, &alice, &id).await;
+    let page = get(&w, &alice, &format!("{feed}?after={after}")).await;
+    let changed: BTreeSet<(String, String)> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (c["provider_id"].as_str().unwrap().to_owned(), c["fields"]["name"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    let want = BTreeSet::from([
+        (items[1].to_string(), "Task 1 renamed".to_owned()),
+        (items[2].to_string(), "Task 2".to_owned()),
+        (added.to_string(), "Task 30".to_owned()),
+    ]);
+    assert_eq!(changed, want, "exactly the changed items follow the cursor");
+
+    let bob = token("bob", json!({}));
+    for path in [format!("/v1/connections/{id}/monday/boards"), path.clone(), feed] {
+        assert_eq!(w.app.get_as(&path, &bob).await.status(), 404, "{path} for another tenant");
+    }
+    let google_path = format!("/v1/connections/{id}/google/calendars");
+    assert_eq!(w.app.get_as(&google_path, &alice).await.status(), 404, "a monday connection has no calendars");
+    w.app.stop().await;
+}
+
+crate::both_stores!(the_monday_read_api_pages_filters_and_feeds_changes, monday_read_api);
