@@ -9,6 +9,7 @@
 //! - [`google`], [`monday`]: the provider clients and sync engines.
 //! - [`runner`]: the job handlers (`sync.initial`, `sync.run`, `sync.repair`, `sync.purge`).
 //! - [`rekey`]: `vault rotate` for synced records (re-sealed, hash recomputed).
+//! - [`status`]: a connection's breakers, last run and per-part last success (connection API).
 //! - [`writeback`], [`proxy`]: monday.com column writes and the authenticated provider proxy.
 
 pub mod breaker;
@@ -24,6 +25,7 @@ pub mod rekey;
 pub mod runner;
 pub mod seal;
 mod settings;
+pub mod status;
 pub mod writeback;
 
 pub use error::SyncError;
