@@ -8,6 +8,8 @@
 //! - [`call`]: one provider request with a fresh token, budget, breaker and one refresh on 401.
 //! - [`google`], [`monday`]: the provider clients and sync engines.
 //! - [`runner`]: the job handlers (`sync.initial`, `sync.run`, `sync.repair`, `sync.purge`).
+//! - [`rekey`]: `vault rotate` for synced records (re-sealed, hash recomputed).
+//! - [`status`]: a connection's breakers, last run and per-part last success (connection API).
 //! - [`writeback`], [`proxy`]: monday.com column writes and the authenticated provider proxy.
 
 pub mod breaker;
@@ -19,9 +21,11 @@ pub mod google;
 pub mod monday;
 pub mod proxy;
 pub mod recurrence;
+pub mod rekey;
 pub mod runner;
 pub mod seal;
 mod settings;
+pub mod status;
 pub mod writeback;
 
 pub use error::SyncError;

@@ -44,6 +44,11 @@ impl Sealer {
         Self { vault, hash_key }
     }
 
+    /// The key id new seals (and rewraps) are under.
+    pub fn primary_key_id(&self) -> u32 {
+        self.vault.ring().primary_id()
+    }
+
     /// The keyed hash of a record's canonical bytes (HMAC-SHA256 over kind and bytes).
     pub fn hash(&self, kind: RecordKind, bytes: &[u8]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hash_key[..]).expect("HMAC takes keys of any length");

@@ -1,10 +1,13 @@
 //! The key ring's lifecycle over stored ciphertexts: which key encrypts what, online
 //! re-encryption under the primary key (`vault rotate`), and the check before a key is retired.
+//! Credentials are re-encrypted here; synced records are re-encrypted by
+//! `patchbay_sync::rekey` (their keyed hash is the sync's), but they are counted here, so a key
+//! that still seals a record is never retired.
 
 use crate::tokens::token_set_aad;
 use crate::{KeyRing, Vault};
 use chrono::Utc;
-use patchbay_store::{ConnectStore, CredentialStore, StoreError};
+use patchbay_store::{ConnectStore, CredentialStore, RecordStore, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -15,22 +18,27 @@ pub struct KeyCount {
     pub credentials: i64,
     /// Sealed PKCE verifiers of connects in flight (they expire within minutes).
     pub pending_verifiers: i64,
+    /// Sealed synced records (boards, columns, groups, items, calendars, events).
+    pub records: i64,
 }
 
 impl KeyCount {
     pub fn total(&self) -> i64 {
-        self.credentials + self.pending_verifiers
+        self.credentials + self.pending_verifiers + self.records
     }
 }
 
 /// Every ciphertext Patchbay holds, by key id.
 pub async fn key_usage<S>(store: &S) -> Result<BTreeMap<u32, KeyCount>, StoreError>
 where
-    S: CredentialStore + ConnectStore + ?Sized,
+    S: CredentialStore + ConnectStore + RecordStore + ?Sized,
 {
     let mut usage: BTreeMap<u32, KeyCount> = BTreeMap::new();
     for u in store.credential_key_usage().await? {
         usage.entry(u.key_id).or_default().credentials += u.credentials;
+    }
+    for u in store.record_key_usage().await? {
+        usage.entry(u.key_id).or_default().records += u.records;
     }
     for blob in store.unexpired_pkce_verifiers(Utc::now()).await? {
         // An unreadable header is counted under no key: it cannot be decrypted anyway.
@@ -54,10 +62,12 @@ pub struct RotateProgress {
 pub enum KeyError {
     #[error("{0} credentials could not be re-encrypted (their key is not loaded, or they are corrupt)")]
     Unreadable(usize),
+    #[error("{0} synced records could not be re-encrypted (their key is not loaded, or they are corrupt): load their key and run `patchbay vault rotate` again, or disconnect their connections")]
+    UnreadableRecords(usize),
     #[error("key {0} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`")]
     Primary(u32),
-    #[error("key {id} still encrypts {credentials} credentials and {pending} pending connects: run `patchbay vault rotate` (and let pending connects finish or expire) first")]
-    InUse { id: u32, credentials: i64, pending: i64 },
+    #[error("key {id} still encrypts {credentials} credentials, {records} synced records and {pending} pending connects: run `patchbay vault rotate` (and let pending connects finish or expire) first")]
+    InUse { id: u32, credentials: i64, records: i64, pending: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -118,17 +128,22 @@ where
 }
 
 /// Checks that a key can be removed from the ring: not the primary, and no ciphertext —
-/// credential or pending connect's PKCE verifier — still uses it.
+/// credential, synced record or pending connect's PKCE verifier — still uses it.
 pub async fn check_retire<S>(store: &S, ring: &KeyRing, id: u32) -> Result<(), KeyError>
 where
-    S: CredentialStore + ConnectStore + ?Sized,
+    S: CredentialStore + ConnectStore + RecordStore + ?Sized,
 {
     if id == ring.primary_id() {
         return Err(KeyError::Primary(id));
     }
     let count = key_usage(store).await?.get(&id).copied().unwrap_or_default();
     if count.total() > 0 {
-        return Err(KeyError::InUse { id, credentials: count.credentials, pending: count.pending_verifiers });
+        return Err(KeyError::InUse {
+            id,
+            credentials: count.credentials,
+            records: count.records,
+            pending: count.pending_verifiers,
+        });
     }
     Ok(())
 }

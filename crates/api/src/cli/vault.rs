@@ -6,6 +6,8 @@ use crate::config::Settings;
 use crate::database::Access;
 use anyhow::Context;
 use patchbay_store::Store;
+use patchbay_sync::rekey::{self, RecordFailure};
+use patchbay_sync::seal::Sealer;
 use patchbay_token_vault::keys::{self, RotateProgress};
 use patchbay_token_vault::{KeyRing, Vault};
 use secrecy::ExposeSecret;
@@ -24,9 +26,10 @@ pub enum VaultCommand {
     /// Show the key ring, how many ciphertexts each key id encrypts, and which instances have
     /// loaded which keys.
     Status,
-    /// Re-encrypt every credential under the primary key, in batches, online and resumable.
+    /// Re-encrypt every credential and synced record under the primary key, in batches, online
+    /// and resumable (run it again after an interruption: it takes what is left).
     Rotate {
-        /// Credentials per batch.
+        /// Credentials (then records) per batch.
         #[arg(long, default_value_t = 200)]
         batch: u32,
     },
@@ -69,8 +72,8 @@ async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
     for (key_id, count) in &usage {
         let loaded = if ring.contains(*key_id) { "" } else { "  <- NOT in this key ring" };
         println!(
-            "  key {key_id:>4}: {} credentials, {} pending connects{loaded}",
-            count.credentials, count.pending_verifiers
+            "  key {key_id:>4}: {} credentials, {} synced records, {} pending connects{loaded}",
+            count.credentials, count.records, count.pending_verifiers
         );
     }
     if usage.is_empty() {
@@ -100,9 +103,17 @@ async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-encrypts every credential not under the primary key, with a progress line; returns how
-/// many it moved.
-pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow::Result<i64> {
+/// What a [`rotate`] moved to the primary key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rotated {
+    pub credentials: i64,
+    pub records: i64,
+}
+
+/// Re-encrypts every credential, then every synced record, not under the primary key, with a
+/// progress line each; returns how many it moved. Records are re-sealed with their keyed hash
+/// recomputed under the primary key, so a later sync still recognises unchanged records.
+pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow::Result<Rotated> {
     let primary = vault.ring().primary_id();
     eprintln!("==> re-encrypting credentials under key {primary}");
     let moved = keys::rotate(store.as_ref(), vault, batch, |p: RotateProgress, failure| {
@@ -114,12 +125,33 @@ pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow
     })
     .await;
     eprintln!();
-    let moved = moved?;
+    let credentials = moved?;
     eprintln!("==> every credential is under key {primary}");
-    Ok(moved)
+    eprintln!("==> re-encrypting synced records under key {primary}");
+    let sealer = Sealer::new(vault.clone());
+    let mut last = RotateProgress::default();
+    let mut calls = 0_u64;
+    let moved = rekey::rotate_records(store.as_ref(), &sealer, batch, |p: RotateProgress, failure| {
+        if let Some(RecordFailure { kind, id, error }) = failure {
+            eprintln!("\n    {kind} record {id} cannot be re-encrypted: {error}");
+        }
+        // Redrawn every 100 records: a million-record rotation should not spend its time on stderr.
+        calls += 1;
+        last = p;
+        if calls % 100 == 1 {
+            eprint!("\r    {}/{} re-encrypted, {} failed", p.done, p.total, p.failed);
+            let _ = std::io::stderr().flush();
+        }
+    })
+    .await;
+    eprintln!("\r    {}/{} re-encrypted, {} failed", last.done, last.total, last.failed);
+    let records = moved?;
+    eprintln!("==> every synced record is under key {primary}");
+    Ok(Rotated { credentials, records })
 }
 
-/// Refuses to retire a key that is primary or still encrypts a credential or a pending connect.
+/// Refuses to retire a key that is primary or still encrypts a credential, a synced record or a
+/// pending connect.
 pub async fn retire(store: &Arc<dyn Store>, ring: &KeyRing, id: u32) -> anyhow::Result<()> {
     keys::check_retire(store.as_ref(), ring, id).await?;
     println!("key {id} encrypts nothing: remove it from PATCHBAY_VAULT_KEYS on every instance");

@@ -1,11 +1,13 @@
-//! `/v1/connections`: list, show and disconnect (status, account, scopes — never a token).
+//! `/v1/connections`: list, show and disconnect (status, account, scopes, sync status — never a
+//! token).
 
 use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
 use super::middleware::RequestId;
-use super::openapi::{ConnectionStatusSchema, ProviderSchema};
+use super::openapi::{BreakerStateSchema, ConnectionStatusSchema, ProviderSchema};
 use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
+use super::sync_runs::SyncRunOut;
 use crate::auth::{Need, Principal};
 use crate::state::AppState;
 use axum::extract::State;
@@ -15,7 +17,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use patchbay_store::{
     Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload, JobPayload, NewAuditEvent,
+    TenantScope,
 };
+use patchbay_sync::status::{connection_sync, BreakerStatus, ConnectionSync, PartStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_connections)).routes(routes!(get_connection, delete_connection))
 }
 
-/// A connection: status, account and scopes — never a token.
+/// A connection: status, account, scopes and how its sync stands — never a token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionOut {
     #[schema(format = Uuid)]
@@ -45,6 +49,88 @@ pub struct ConnectionOut {
     pub updated_at: DateTime<Utc>,
     pub last_refresh_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
+    /// How the connection's sync stands: breakers, last run, each part's last success. Shown by
+    /// `GET /v1/connections` and `GET /v1/connections/{id}`; absent from the admin fleet list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<ConnectionSyncOut>,
+}
+
+/// A circuit breaker: open after consecutive transient provider failures (5xx, timeouts);
+/// while open, sync calls wait until `next_probe_at`, when one probe goes through.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakerOut {
+    #[schema(value_type = BreakerStateSchema, example = "closed")]
+    pub state: &'static str,
+    /// Transient failures in a row (0 after a success).
+    pub consecutive_failures: i32,
+    /// When it opened (open and half-open breakers only).
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When an open breaker lets its next probe through (open and half-open breakers only).
+    pub next_probe_at: Option<DateTime<Utc>>,
+}
+
+impl From<BreakerStatus> for BreakerOut {
+    fn from(b: BreakerStatus) -> Self {
+        Self {
+            state: b.state.as_str(),
+            consecutive_failures: b.consecutive_failures,
+            opened_at: b.opened_at,
+            next_probe_at: b.next_probe_at,
+        }
+    }
+}
+
+/// One part of a connection's sync: `calendars`, `events:{calendar id}`, `boards` or
+/// `items:{board id}` (provider ids).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncPartOut {
+    #[schema(example = "calendars")]
+    pub part: String,
+    /// When a sync last finished this part successfully (`null` before the first).
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// A change signal said it changed after its last sync; the next run takes it.
+    pub dirty: bool,
+}
+
+impl From<PartStatus> for SyncPartOut {
+    fn from(p: PartStatus) -> Self {
+        Self { part: p.part, last_success_at: p.last_success_at, dirty: p.dirty }
+    }
+}
+
+/// How a connection's sync stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionSyncOut {
+    /// The connection's own breaker.
+    pub breaker: BreakerOut,
+    /// The provider-wide breaker, shared by every connection of this provider: when open, this
+    /// connection's sync waits too.
+    pub provider_breaker: BreakerOut,
+    /// The latest run that ended (`succeeded`, `failed` or `skipped`); `null` before the first.
+    pub last_run: Option<SyncRunOut>,
+    /// Every part synced so far, by name, with its last success.
+    pub parts: Vec<SyncPartOut>,
+}
+
+impl From<ConnectionSync> for ConnectionSyncOut {
+    fn from(s: ConnectionSync) -> Self {
+        Self {
+            breaker: s.breaker.into(),
+            provider_breaker: s.provider_breaker.into(),
+            last_run: s.last_run.map(SyncRunOut::from),
+            parts: s.parts.into_iter().map(SyncPartOut::from).collect(),
+        }
+    }
+}
+
+impl ConnectionOut {
+    /// The connection with its sync status (`scope` is the connection's tenant).
+    async fn with_sync(state: &AppState, scope: TenantScope, connection: Connection) -> Result<Self, ApiError> {
+        let sync = connection_sync(state.store.as_ref(), scope, &connection).await?;
+        let mut out = Self::from(connection);
+        out.sync = Some(sync.into());
+        Ok(out)
+    }
 }
 
 impl From<Connection> for ConnectionOut {
@@ -63,6 +149,7 @@ impl From<Connection> for ConnectionOut {
             updated_at: c.updated_at,
             last_refresh_at: c.last_refresh_at,
             last_sync_at: c.last_sync_at,
+            sync: None,
         }
     }
 }
@@ -79,8 +166,13 @@ async fn list_connections(
 ) -> Result<Json<ListOut<ConnectionOut>>, ApiError> {
     principal.require(Need::Read)?;
     let filter = ConnectionFilter { user_id: principal.own_user() };
-    let page = state.store.list_connections(principal.scope(), filter, query.page(List::Connections)?).await?;
-    Ok(Json(ListOut::from_page(List::Connections, page, ConnectionOut::from)))
+    let scope = principal.scope();
+    let page = state.store.list_connections(scope, filter, query.page(List::Connections)?).await?;
+    let next_cursor = page.next_cursor;
+    let data =
+        futures::future::try_join_all(page.items.into_iter().map(|c| ConnectionOut::with_sync(&state, scope, c)));
+    let page = patchbay_store::Paged { items: data.await?, next_cursor };
+    Ok(Json(ListOut::from_page(List::Connections, page, |c| c)))
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections",
@@ -101,7 +193,7 @@ async fn get_connection(
     if principal.own_user().is_some_and(|me| me != connection.user_id) {
         return Err(ApiError::not_found());
     }
-    Ok(Json(connection.into()))
+    Ok(Json(ConnectionOut::with_sync(&state, principal.scope(), connection).await?))
 }
 
 /// A disconnect in progress.

@@ -64,6 +64,15 @@ pub enum ConnectionStatusSchema {
     Disconnecting,
 }
 
+/// A circuit breaker's state (`patchbay_store::BreakerState`).
+#[derive(ToSchema)]
+#[schema(as = BreakerState, rename_all = "snake_case")]
+pub enum BreakerStateSchema {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
 /// An API key scope (`patchbay_store::ApiKeyScope`).
 #[derive(ToSchema)]
 #[schema(as = ApiKeyScope, rename_all = "lowercase")]
@@ -352,7 +361,7 @@ mod tests {
 
     #[test]
     fn schema_enums_match_the_store_types() {
-        use patchbay_store::{ApiKeyScope, ConnectMode, ConnectionStatus, ProviderId};
+        use patchbay_store::{ApiKeyScope, BreakerState, ConnectMode, ConnectionStatus, ProviderId};
         let strs = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
         assert_eq!(enum_values::<ProviderSchema>(), strs(ProviderId::ALL.iter().map(|p| p.as_str()).collect()));
         assert_eq!(
@@ -363,6 +372,7 @@ mod tests {
             enum_values::<ConnectionStatusSchema>(),
             strs(ConnectionStatus::ALL.iter().map(|s| s.as_str()).collect())
         );
+        assert_eq!(enum_values::<BreakerStateSchema>(), strs(BreakerState::ALL.iter().map(|s| s.as_str()).collect()));
         let scopes = [ApiKeyScope::Read, ApiKeyScope::Connect, ApiKeyScope::Write, ApiKeyScope::Admin];
         assert_eq!(enum_values::<ApiKeyScopeSchema>(), strs(scopes.iter().map(|s| s.as_str()).collect()));
         // Serialization agrees with the names too (the API writes these values).

@@ -5,6 +5,7 @@ mod auth;
 mod canary;
 mod config;
 mod connect;
+mod connection_view;
 mod health;
 mod helpers;
 mod migrate;
