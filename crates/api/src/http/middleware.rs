@@ -92,6 +92,10 @@ fn problemify(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // A provider's own answer passed back by the proxy keeps its body, whatever its type.
+    if response.extensions().get::<super::proxy::Passthrough>().is_some() {
+        return response;
+    }
     // Handlers answer errors as problem+json already; the bodies that are not problems are the
     // readiness document (`/readyz` 503 keeps its contract shape) and the connect flow's HTML
     // error pages, which a person reads in the browser.
