@@ -153,3 +153,25 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn plain(status: StatusCode) -> Response {
+        let mut response = (status, "provider text").into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+    }
+
+    #[test]
+    fn a_proxied_provider_error_keeps_its_body_and_a_layer_error_becomes_a_problem() {
+        let mut proxied = plain(StatusCode::NOT_FOUND);
+        proxied.extensions_mut().insert(super::super::proxy::Passthrough);
+        let proxied = problemify(proxied);
+        assert_eq!(proxied.headers()[header::CONTENT_TYPE], "text/plain");
+        let layer = problemify(plain(StatusCode::NOT_FOUND));
+        assert_eq!(layer.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+}
