@@ -92,6 +92,10 @@ fn problemify(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // A provider's own answer passed back by the proxy keeps its body, whatever its type.
+    if response.extensions().get::<super::proxy::Passthrough>().is_some() {
+        return response;
+    }
     // Handlers answer errors as problem+json already; the bodies that are not problems are the
     // readiness document (`/readyz` 503 keeps its contract shape) and the connect flow's HTML
     // error pages, which a person reads in the browser.
@@ -148,4 +152,26 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::histogram!("patchbay_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    fn plain(status: StatusCode) -> Response {
+        let mut response = (status, "provider text").into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+    }
+
+    #[test]
+    fn a_proxied_provider_error_keeps_its_body_and_a_layer_error_becomes_a_problem() {
+        let mut proxied = plain(StatusCode::NOT_FOUND);
+        proxied.extensions_mut().insert(super::super::proxy::Passthrough);
+        let proxied = problemify(proxied);
+        assert_eq!(proxied.headers()[header::CONTENT_TYPE], "text/plain");
+        let layer = problemify(plain(StatusCode::NOT_FOUND));
+        assert_eq!(layer.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
 }

@@ -15,9 +15,11 @@ pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod problem;
+pub mod proxy;
 pub mod records;
 pub mod sync_errors;
 pub mod sync_runs;
+pub mod writeback;
 
 use crate::config::{RateLimit, Settings};
 use crate::state::AppState;
@@ -101,6 +103,8 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         .merge(connections::router())
         .merge(records::router())
         .merge(sync_runs::router())
+        .merge(writeback::router())
+        .merge(proxy::router())
         .merge(audit::router())
         .merge(connect_sessions::router())
         .merge(admin::router())

@@ -18,10 +18,19 @@ pub struct World {
 }
 
 pub async fn world(db: Db, monday_flow: &str) -> Option<World> {
+    world_with(db, monday_flow, &[]).await
+}
+
+/// Like [`world`], with extra `patchbay` flags.
+pub async fn world_with(db: Db, monday_flow: &str, extra: &[&str]) -> Option<World> {
     let port = free_port();
     let Providers { google, monday, args, env } =
         Providers::start(&format!("http://127.0.0.1:{port}"), monday_flow).await;
-    let args: Vec<&str> = ["--return-to-origins", APP].into_iter().chain(args.iter().map(String::as_str)).collect();
+    let args: Vec<&str> = ["--return-to-origins", APP]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .chain(extra.iter().copied())
+        .collect();
     let app = spawn_on(port, db, &args, env).await?;
     Some(World { app, google, monday })
 }
