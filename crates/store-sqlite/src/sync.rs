@@ -37,7 +37,20 @@ impl SyncStore for SqliteStore {
             // Enqueueing the same job again merges it by its dedup key: earlier, higher, never
             // later or lower.
             let payload = SyncRunPayload { tenant_id: run.tenant_id, connection_id: run.connection_id, run_id: run.id };
-            insert_job(&mut tx, &payload.job_for(request.run_at, request.priority), now).await?;
+            let job = insert_job(&mut tx, &payload.job_for(request.run_at, request.priority), now).await?.job_id();
+            // A lost job was recreated: the run names its new job (as on Postgres), so the repair
+            // sweep does not take the run for abandoned.
+            let run = if run.job_id == Some(job) {
+                run
+            } else {
+                let row = sqlx::query("UPDATE sync_run SET job_id = ? WHERE id = ? RETURNING *")
+                    .bind(id_text(job.0))
+                    .bind(id_text(run.id.0))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                rows::sync_run(&row)?
+            };
             let run = raise_trigger(&mut tx, run, request.trigger).await?;
             tx.commit().await.map_err(db_err)?;
             return Ok(SyncRequested::AlreadyQueued(run));

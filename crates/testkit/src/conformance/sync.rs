@@ -292,8 +292,21 @@ pub async fn a_run_whose_job_died_is_abandoned_and_its_connection_repaired(store
         (&serde_json::json!(run.id), &serde_json::json!("abandoned"))
     );
 
-    let next = store.request_sync(sync_request(&connection, now, 0), now).await.unwrap().run().clone();
+    // Due later, so the claim below takes the other connection's job.
+    let later = secs(now, 3600);
+    let next = store.request_sync(sync_request(&connection, later, 0), now).await.unwrap().run().clone();
     assert_ne!(next.id, run.id, "a new run is queued");
     assert!(store.sync_repair_candidates(100).await.unwrap().is_empty(), "the new run is open");
     assert_eq!(store.get_sync_run(scope, next.id).await.unwrap().status, SyncRunStatus::Queued);
+
+    // A queued run whose job died before it started gets a new job from the next request, names
+    // it, and is not abandoned.
+    let (other_scope, other) = active_connection(&*store, "org:repair-requeued").await;
+    let (queued, lease) = queued_and_claimed(&*store, &other, now).await;
+    assert_eq!(store.fail(&lease, "worker killed", None, now).await.unwrap(), JobStatus::Dead);
+    let again = store.request_sync(sync_request(&other, now, 0), now).await.unwrap().run().clone();
+    assert_eq!(again.id, queued.id, "the request joins the queued run");
+    assert_ne!(again.job_id, queued.job_id, "with a new job");
+    assert!(store.sync_repair_candidates(100).await.unwrap().is_empty());
+    assert_eq!(store.get_sync_run(other_scope, queued.id).await.unwrap().status, SyncRunStatus::Queued);
 }
