@@ -248,15 +248,7 @@ impl SyncStore for PgStore {
                 .map_err(db_err)?;
         }
         if let Some(event_type) = event_type {
-            // Counts and the error class only: never the message, never record data.
-            let payload = serde_json::json!({
-                "run_id": run.id, "connection_id": run.connection_id, "resource": run.resource.as_str(),
-                "trigger": run.trigger.as_str(), "status": run.status.as_str(), "api_calls": run.api_calls,
-                "upserted": run.upserted, "deleted": run.deleted, "error_code": run.error_code,
-            });
-            let event =
-                NewEvent { tenant_id: run.tenant_id, connection_id: Some(run.connection_id), event_type, payload };
-            insert_event(&mut tx, &event, at).await?;
+            insert_event(&mut tx, &run_event(&run, event_type), at).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(run)
@@ -371,6 +363,7 @@ impl SyncStore for PgStore {
     }
 
     async fn sync_repair_candidates(&self, limit: u32) -> StoreResult<Vec<RepairCandidate>> {
+        abandon_orphaned_runs(&self.pool).await?;
         let found = sqlx::query(
             "SELECT c.tenant_id, c.id, c.provider FROM connection c
              WHERE c.status = 'active' AND c.deleted_at IS NULL
@@ -394,6 +387,49 @@ impl SyncStore for PgStore {
             })
             .collect()
     }
+}
+
+/// Finishes `failed` (`abandoned`) every open run whose job can no longer finish it: the job is
+/// gone, or ended (`dead` after a lease lapsed on its final attempt — a worker killed once too
+/// often —, or `failed` when superseded by a newer queued run). Each such run announces
+/// `sync.failed` like any finished run, and its connection becomes a repair candidate again
+/// instead of looking busy forever. A job only leaves `queued`/`running` for good, so a run seen
+/// here can never be picked up again.
+async fn abandon_orphaned_runs(pool: &sqlx::PgPool) -> StoreResult<()> {
+    let at = now();
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let found = sqlx::query(
+        "UPDATE sync_run AS r SET status = 'failed', error_code = 'abandoned', error_message = $1, finished_at = $2
+         WHERE r.status IN ('queued', 'running')
+           AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = r.job_id AND j.status IN ('queued', 'running'))
+         RETURNING *",
+    )
+    .bind(ABANDONED_MESSAGE)
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    for row in &found {
+        let run = rows::sync_run(row)?;
+        tracing::warn!(connection = %run.connection_id, run = %run.id, "sync run abandoned: its job ended without finishing it");
+        insert_event(&mut tx, &run_event(&run, EventType::SyncFailed), at).await?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+/// The message of a run finished by [`abandon_orphaned_runs`].
+const ABANDONED_MESSAGE: &str = "the run's job ended without finishing it";
+
+/// A finished run's outbox event: counts and the error class only, never the message, never
+/// record data.
+fn run_event(run: &SyncRun, event_type: EventType) -> NewEvent {
+    let payload = serde_json::json!({
+        "run_id": run.id, "connection_id": run.connection_id, "resource": run.resource.as_str(),
+        "trigger": run.trigger.as_str(), "status": run.status.as_str(), "api_calls": run.api_calls,
+        "upserted": run.upserted, "deleted": run.deleted, "error_code": run.error_code,
+    });
+    NewEvent { tenant_id: run.tenant_id, connection_id: Some(run.connection_id), event_type, payload }
 }
 
 /// Raises a pending run's trigger to `trigger` when it ranks higher ([`SyncTrigger::rank`]).

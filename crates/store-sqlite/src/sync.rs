@@ -37,7 +37,20 @@ impl SyncStore for SqliteStore {
             // Enqueueing the same job again merges it by its dedup key: earlier, higher, never
             // later or lower.
             let payload = SyncRunPayload { tenant_id: run.tenant_id, connection_id: run.connection_id, run_id: run.id };
-            insert_job(&mut tx, &payload.job_for(request.run_at, request.priority), now).await?;
+            let job = insert_job(&mut tx, &payload.job_for(request.run_at, request.priority), now).await?.job_id();
+            // A lost job was recreated: the run names its new job (as on Postgres), so the repair
+            // sweep does not take the run for abandoned.
+            let run = if run.job_id == Some(job) {
+                run
+            } else {
+                let row = sqlx::query("UPDATE sync_run SET job_id = ? WHERE id = ? RETURNING *")
+                    .bind(id_text(job.0))
+                    .bind(id_text(run.id.0))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                rows::sync_run(&row)?
+            };
             let run = raise_trigger(&mut tx, run, request.trigger).await?;
             tx.commit().await.map_err(db_err)?;
             return Ok(SyncRequested::AlreadyQueued(run));
@@ -284,6 +297,7 @@ impl SyncStore for SqliteStore {
     }
 
     async fn sync_repair_candidates(&self, limit: u32) -> StoreResult<Vec<RepairCandidate>> {
+        self.abandon_orphaned_runs().await?;
         let found = sqlx::query(
             "SELECT c.tenant_id, c.id, c.provider FROM connection c
              WHERE c.status = 'active' AND c.deleted_at IS NULL
@@ -305,6 +319,43 @@ impl SyncStore for SqliteStore {
                 })
             })
             .collect()
+    }
+}
+
+impl SqliteStore {
+    /// Finishes `failed` (`abandoned`) every open run whose job can no longer finish it: the
+    /// job is gone, or ended (`dead` after a lease lapsed on its final attempt — a worker killed
+    /// once too often —, or `failed` when superseded by a newer queued run). Each such run
+    /// announces `sync.failed` like any finished run, and its connection becomes a repair
+    /// candidate again instead of looking busy forever. A job only leaves `queued`/`running` for
+    /// good, so a run seen here can never be picked up again.
+    async fn abandon_orphaned_runs(&self) -> StoreResult<()> {
+        let now = wall_now();
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let found = sqlx::query(
+            "UPDATE sync_run SET status = 'failed', error_code = 'abandoned', error_message = ?, finished_at = ?
+             WHERE status IN ('queued', 'running')
+               AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = sync_run.job_id AND j.status IN ('queued', 'running'))
+             RETURNING *",
+        )
+        .bind("the run's job ended without finishing it")
+        .bind(micros(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for row in &found {
+            let run = rows::sync_run(row)?;
+            tracing::warn!(connection = %run.connection_id, run = %run.id, "sync run abandoned: its job ended without finishing it");
+            let event = NewEvent {
+                tenant_id: run.tenant_id,
+                connection_id: Some(run.connection_id),
+                event_type: EventType::SyncFailed,
+                payload: run_event_payload(&run),
+            };
+            insert_event(&mut tx, &event, now).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
     }
 }
 

@@ -285,6 +285,10 @@ pub trait SyncStore: Send + Sync {
         part: &str,
         healthy_until: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
-    /// Active connections with no queued or running sync run, for the repair sweep.
+    /// Active connections with no queued or running sync run, for the repair sweep. First
+    /// finishes `failed` (error code `abandoned`, with its `sync.failed` event) every open run
+    /// whose job is gone or ended without finishing it (a job buried `dead` when its lease lapsed
+    /// on the final attempt, or superseded): such a run can never be picked up again, and would
+    /// otherwise keep its connection out of the sweep for good.
     async fn sync_repair_candidates(&self, limit: u32) -> StoreResult<Vec<RepairCandidate>>;
 }

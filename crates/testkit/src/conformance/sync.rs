@@ -266,3 +266,47 @@ pub async fn repair_candidates_are_active_connections_without_an_open_run(store:
     assert_eq!(ids(store.sync_repair_candidates(100).await.unwrap()), expected, "in id order");
     assert_eq!(store.sync_repair_candidates(1).await.unwrap().len(), 1, "limited");
 }
+
+/// A run whose job ended without finishing it (buried `dead` when its lease lapsed on the final
+/// attempt, as a worker killed once too often leaves it) is finished `failed` (`abandoned`) with
+/// its `sync.failed` event by the repair sweep, once, and its connection is a candidate again.
+pub async fn a_run_whose_job_died_is_abandoned_and_its_connection_repaired(store: Arc<dyn Store>) {
+    let now = t0();
+    let (scope, connection) = active_connection(&*store, "org:repair-orphan").await;
+    let (run, lease) = queued_and_claimed(&*store, &connection, now).await;
+    store.start_sync_run(&lease, run.id, now).await.unwrap();
+    assert!(store.sync_repair_candidates(100).await.unwrap().is_empty(), "a running run with a live job is open");
+    assert_eq!(store.fail(&lease, "worker killed", None, now).await.unwrap(), JobStatus::Dead);
+
+    let found = store.sync_repair_candidates(100).await.unwrap();
+    assert_eq!(found.iter().map(|c| c.connection_id).collect::<Vec<_>>(), vec![connection.id]);
+    let abandoned = store.get_sync_run(scope, run.id).await.unwrap();
+    assert_eq!(abandoned.status, SyncRunStatus::Failed);
+    assert_eq!(abandoned.error_code.as_deref(), Some("abandoned"));
+    assert!(abandoned.finished_at.is_some());
+    assert_eq!(store.sync_repair_candidates(100).await.unwrap().len(), 1, "still a candidate");
+    assert_eq!(event_types(&*store, scope).await, vec!["connection.created", "sync.failed"], "announced once");
+    let events = store.list_events(scope, 0, 100).await.unwrap();
+    assert_eq!(
+        (&events[1].payload["run_id"], &events[1].payload["error_code"]),
+        (&serde_json::json!(run.id), &serde_json::json!("abandoned"))
+    );
+
+    // Due later, so the claim below takes the other connection's job.
+    let later = secs(now, 3600);
+    let next = store.request_sync(sync_request(&connection, later, 0), now).await.unwrap().run().clone();
+    assert_ne!(next.id, run.id, "a new run is queued");
+    assert!(store.sync_repair_candidates(100).await.unwrap().is_empty(), "the new run is open");
+    assert_eq!(store.get_sync_run(scope, next.id).await.unwrap().status, SyncRunStatus::Queued);
+
+    // A queued run whose job died before it started gets a new job from the next request, names
+    // it, and is not abandoned.
+    let (other_scope, other) = active_connection(&*store, "org:repair-requeued").await;
+    let (queued, lease) = queued_and_claimed(&*store, &other, now).await;
+    assert_eq!(store.fail(&lease, "worker killed", None, now).await.unwrap(), JobStatus::Dead);
+    let again = store.request_sync(sync_request(&other, now, 0), now).await.unwrap().run().clone();
+    assert_eq!(again.id, queued.id, "the request joins the queued run");
+    assert_ne!(again.job_id, queued.job_id, "with a new job");
+    assert!(store.sync_repair_candidates(100).await.unwrap().is_empty());
+    assert_eq!(store.get_sync_run(other_scope, queued.id).await.unwrap().status, SyncRunStatus::Queued);
+}

@@ -77,6 +77,7 @@ on_both_stores!(
     finishing_a_run_announces_it_once_and_a_skip_announces_nothing,
     sync_state_is_version_checked_and_dirty_is_cleared_only_by_a_later_success,
     repair_candidates_are_active_connections_without_an_open_run,
+    a_run_whose_job_died_is_abandoned_and_its_connection_repaired,
     a_page_gives_change_seqs_to_changes_only,
     a_stale_page_is_refused_and_a_checkpoint_never_goes_back,
     a_sweep_tombstones_only_older_generations_under_its_parent,
