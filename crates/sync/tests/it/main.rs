@@ -9,5 +9,6 @@ mod call;
 mod google;
 mod monday;
 mod proxy;
+mod ratelimit;
 mod runner;
 mod writeback;
