@@ -268,8 +268,13 @@ async fn a_google_backlog_uses_the_user_quota_without_refusals(mut w: World) {
         counts.push(admitted);
         start += WINDOW;
     }
-    let shares: Vec<String> = counts.iter().map(|c| format!("{:.1}%", *c as f64 * 100.0 / GOOGLE_QUOTA as f64)).collect();
-    println!("google backlog: {} calls ({} refused) in {took:?}; windows used {shares:?}", log.len(), w.google.rate_limited());
+    let shares: Vec<String> =
+        counts.iter().map(|c| format!("{:.1}%", *c as f64 * 100.0 / GOOGLE_QUOTA as f64)).collect();
+    println!(
+        "google backlog: {} calls ({} refused) in {took:?}; windows used {shares:?}",
+        log.len(),
+        w.google.rate_limited()
+    );
     assert!(late.is_empty(), "refusals after the first window, at {late:?}");
     assert!(counts.len() >= 3, "the backlog should need several windows: {counts:?}");
     for (n, count) in counts.iter().enumerate() {
