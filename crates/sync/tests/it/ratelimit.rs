@@ -370,10 +370,57 @@ async fn a_daily_limit_makes_jobs_yield_until_the_reset(mut w: World) {
     println!("daily limit: {calls} calls, {refused} refused, jobs wait until {}", jobs[0].run_at);
 }
 
+/// The sync's own daily bucket (monday Free: 1,000 calls a day, planned at 95 % with a 5 %
+/// burst) lets ~47 calls through at once; the next would wait ~91 s, past the in-process wait, so
+/// the job yields until then instead of waiting or calling.
+async fn the_planned_daily_budget_makes_jobs_yield_too(mut w: World) {
+    w.tune(|s| {
+        scaled(s);
+        s.monday_plan = MondayPlan::Free;
+    });
+    w.monday.set_api_limits(monday_limits());
+    monday_backlog(&w, 2, 200);
+    let connection = w.monday_connection("acme").await;
+    let run = request(&w.store, &connection).await;
+    let began = Utc::now();
+    let worker = Running::start(&w.deps, "w0");
+
+    let started = Instant::now();
+    let job = loop {
+        let run = w.store.get_sync_run(TenantScope::new(connection.tenant_id), run).await.unwrap();
+        assert_ne!(run.status, SyncRunStatus::Succeeded, "the backlog needs more than the day's burst");
+        let job = w.store.get_job(run.job_id.expect("a pending run has a job")).await.unwrap();
+        if job.status == JobStatus::Queued && job.run_at > Utc::now() {
+            break job;
+        }
+        assert!(started.elapsed() < DEADLINE, "the run never yielded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let yielded = Utc::now();
+    let calls = w.monday.graphql_calls();
+    let ran = worker.ran.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (after, ran_after) = (w.monday.graphql_calls(), worker.ran.load(Ordering::Relaxed));
+    worker.stop().await;
+
+    println!("planned daily budget: {calls} calls, then the job waits until {}", job.run_at);
+    // 5 % of a day at 950 calls a day: 47 calls.
+    assert_eq!(calls, 47, "the day's burst, then nothing");
+    assert_eq!(w.monday.refusals(), vec![], "the fake refused nothing");
+    assert_eq!(job.attempts, 0, "a wait for budget spends no attempt: {job:?}");
+    // The 48th call fits one call's share of a day (91 s) after the first, less what the burst
+    // left over; that is further off than the in-process wait (10 s).
+    let max_wait = ChronoDuration::from_std(w.deps.settings.max_budget_wait).unwrap();
+    assert!(job.run_at - yielded > max_wait, "yielded rather than waited: {job:?}");
+    assert!(job.run_at <= began + ChronoDuration::seconds(91), "back within one call's share of a day: {job:?}");
+    assert_eq!((after, ran_after), (calls, ran), "no provider call and no job run while the budget is spent");
+}
+
 on_both_stores!(
     a_monday_backlog_uses_the_complexity_budget_without_refusals,
     a_google_backlog_uses_the_user_quota_without_refusals,
     a_daily_limit_makes_jobs_yield_until_the_reset,
+    the_planned_daily_budget_makes_jobs_yield_too,
 );
 
 mod postgres_fleet {
