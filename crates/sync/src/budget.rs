@@ -9,7 +9,6 @@ use patchbay_store::{jobs::Clock, BucketKey, BudgetStore, GcraStep, ProviderId};
 use std::sync::Arc;
 use std::time::Duration;
 
-const MINUTE_US: i64 = 60_000_000;
 const DAY_US: i64 = 86_400_000_000;
 
 /// One bucket and how much one call takes from it.
@@ -97,18 +96,20 @@ impl Budgets {
 
     /// The buckets a spend draws on.
     pub fn charges(&self, spend: &Spend) -> Vec<Charge> {
+        // The providers' "minute" (60 s unless a test shortened the fakes' windows alike).
+        let minute_us = i64::try_from(self.settings.rate_window.as_micros()).unwrap_or(i64::MAX).max(1);
         match spend {
             Spend::Google { user, project } => vec![
                 Charge {
                     key: key(ProviderId::Google, format!("user:{user}"), "rpm"),
                     limit: self.settings.google_user_per_minute.into(),
-                    period_us: MINUTE_US,
+                    period_us: minute_us,
                     cost: 1,
                 },
                 Charge {
                     key: key(ProviderId::Google, format!("project:{project}"), "rpm"),
                     limit: self.settings.google_project_per_minute.into(),
-                    period_us: MINUTE_US,
+                    period_us: minute_us,
                     cost: 1,
                 },
             ],
@@ -119,13 +120,13 @@ impl Budgets {
                     Charge {
                         key: key(ProviderId::Monday, account_key.clone(), if *write { "write" } else { "read" }),
                         limit: self.settings.monday_complexity_per_minute,
-                        period_us: MINUTE_US,
+                        period_us: minute_us,
                         cost: (*complexity).max(1),
                     },
                     Charge {
                         key: key(ProviderId::Monday, account_key.clone(), "rpm"),
                         limit: per_minute,
-                        period_us: MINUTE_US,
+                        period_us: minute_us,
                         cost: 1,
                     },
                     Charge {

@@ -47,6 +47,11 @@ pub struct SyncSettings {
     pub google_user_per_minute: u32,
     /// Google Calendar API quota per project (client id) per minute.
     pub google_project_per_minute: u32,
+    /// The length of the providers' per-minute windows: every "per minute" budget above (and
+    /// monday's request limit) is that many units per `rate_window`. 60 s against the real
+    /// providers; a test against fakes whose windows are shortened alike sets the same length,
+    /// so minutes of rate-limited traffic run in seconds. Daily limits are not scaled.
+    pub rate_window: Duration,
     /// The Google OAuth client id: names the project's quota bucket.
     pub google_client_id: String,
     /// Backstop interval when a healthy change signal exists.
@@ -82,6 +87,7 @@ impl SyncSettings {
             google_days_back: 365,
             google_user_per_minute: 600,
             google_project_per_minute: 10_000,
+            rate_window: Duration::from_secs(60),
             google_client_id: String::new(),
             backstop_with_signal: Duration::from_secs(15 * 60),
             backstop_without_signal: Duration::from_secs(5 * 60),

@@ -9,6 +9,10 @@ mod call;
 mod google;
 mod monday;
 mod proxy;
+<<<<<<< HEAD
 mod rekey;
+=======
+mod ratelimit;
+>>>>>>> ratelimit
 mod runner;
 mod writeback;

@@ -302,6 +302,11 @@ impl Clock {
         self.now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
+    /// Milliseconds since the epoch, for windows shorter than a few seconds.
+    pub fn unix_ms(&self) -> u64 {
+        self.now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+    }
+
     pub fn advance(&mut self, by: Duration) {
         self.offset += by;
     }

@@ -22,7 +22,7 @@ mod types;
 
 pub use self::errors::ErrorShape;
 pub use self::graphql::CURRENT_API_VERSION;
-pub use self::limits::ApiLimits;
+pub use self::limits::{ApiLimits, RefusalRecord, SpentWindow};
 pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Access, Account, Client, Grant, MondayState, User};

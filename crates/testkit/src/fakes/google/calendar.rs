@@ -18,6 +18,7 @@ pub use events::UPDATED_MIN_HORIZON;
 pub use spec::{EventSpec, EventTime};
 
 pub(crate) use state::CalendarState;
+pub use state::QuotaRecord;
 
 use super::Shared;
 use axum::routing::get;

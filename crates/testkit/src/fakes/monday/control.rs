@@ -4,7 +4,7 @@
 
 use super::boards::{item_json, Board, Column, Group, Lifecycle};
 use super::errors::ErrorShape;
-use super::limits::ApiLimits;
+use super::limits::{ApiLimits, RefusalRecord, SpentWindow};
 use super::FakeMonday;
 use crate::fakes::common::{RefreshGate, RefreshHold};
 use serde_json::Value;
@@ -217,5 +217,17 @@ impl FakeMonday {
     /// `RATE_LIMIT_EXCEEDED`, `maxConcurrencyExceeded`, `DAILY_LIMIT_EXCEEDED`).
     pub fn rate_limited(&self, code: &str) -> usize {
         self.with(|st| st.api.limiter.refused.get(code).copied().unwrap_or(0))
+    }
+
+    /// Every refusal by the limits so far (any account), with its time on the fake's clock,
+    /// oldest first.
+    pub fn refusals(&self) -> Vec<RefusalRecord> {
+        self.with(|st| st.api.limiter.refusals.clone())
+    }
+
+    /// The read-complexity windows the fake has counted (closed ones and the current one), per
+    /// account, oldest first: what a client spent of its budget in each window.
+    pub fn read_windows(&self) -> Vec<SpentWindow> {
+        self.with(|st| st.api.limiter.read_windows())
     }
 }

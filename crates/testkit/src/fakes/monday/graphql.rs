@@ -72,7 +72,7 @@ pub(super) async fn graphql(State(shared): State<Shared>, headers: HeaderMap, bo
     let response = SCHEMA.execute(request).await;
     let meter = std::mem::take(&mut *meter.lock().unwrap());
     let mut st = shared.lock().unwrap();
-    let now = st.clock.unix();
+    let now = st.clock.unix_ms();
     let tenths = if meter.probe_only || meter.rate_limited { 1 } else { 10 };
     st.api.limiter.count_daily(account_id, now, tenths);
     let body = serde_json::to_value(&response).unwrap_or_default();
@@ -117,7 +117,7 @@ fn admit(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Admitted, 
         let error = error_object("POST a JSON body with a query", "BadRequest");
         return Err(Box::new(json(StatusCode::BAD_REQUEST, json!({ "errors": [error] }))));
     };
-    let now = st.clock.unix();
+    let now = st.clock.unix_ms();
     if let Err(refusal) = st.api.limiter.admit(caller.account_id, now) {
         let mut response = refused(refusal, st.api.shape, caller.account_id);
         set_header(&mut response, "api-version", &version);
@@ -164,7 +164,7 @@ fn refused(refusal: Refusal, shape: super::errors::ErrorShape, account_id: u64) 
 }
 
 fn rate_headers(response: &mut Response, st: &mut super::state::MondayState, account_id: u64) {
-    let now = st.clock.unix();
+    let now = st.clock.unix_ms();
     let (policy, current) = st.api.limiter.headers(account_id, now);
     set_header(response, "ratelimit-policy", &policy);
     set_header(response, "ratelimit", &current);

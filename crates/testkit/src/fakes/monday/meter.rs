@@ -84,7 +84,7 @@ impl Extension for PricingExtension {
         let cost = u64::try_from(result.complexity).unwrap_or(u64::MAX);
         let mut meter = meter(ctx).lock().unwrap();
         let mut st = ctx.data_unchecked::<Shared>().lock().unwrap();
-        let now = st.clock.unix();
+        let now = st.clock.unix_ms();
         let limiter = &mut st.api.limiter;
         if cost > limiter.limits.per_query {
             let max = limiter.limits.per_query;

@@ -2,6 +2,7 @@
 //! by `sub` or email; a user's `primary` calendar (id = the email) exists from first use.
 
 use super::spec::{EventSpec, EventTime};
+use super::state::QuotaRecord;
 use super::ApiFailure;
 use crate::fakes::google::state::{GoogleState, Grant};
 use crate::fakes::google::{token, FakeGoogle};
@@ -185,6 +186,18 @@ impl FakeGoogle {
     /// answers 403 `userRateLimitExceeded`. `None` (the default) lifts the quota.
     pub fn set_calendar_user_quota(&self, per_minute: Option<usize>) {
         self.with(|st| st.calendar.switches.user_quota = per_minute);
+    }
+
+    /// The per-user quota counts requests in any `window` instead of any minute (a test that
+    /// runs minutes of rate-limited traffic shortens it, with the client's budget alike).
+    pub fn set_calendar_quota_window(&self, window: Duration) {
+        self.with(|st| st.calendar.switches.quota_window = Some(window));
+    }
+
+    /// Every request the per-user quota judged (admitted or refused), oldest first; empty while
+    /// no quota is set.
+    pub fn quota_log(&self) -> Vec<QuotaRecord> {
+        self.with(|st| st.calendar.counters.quota_log.clone())
     }
 
     /// Page `n` of every listing holds at most `plan[n]` items (still capped by `maxResults`);

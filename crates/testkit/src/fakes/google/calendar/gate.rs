@@ -2,14 +2,15 @@
 //! failures, the access token and its scopes, and the per-user quota on the fake's clock.
 
 use super::errors::{auth_error, insufficient_scopes, user_rate_limit, ApiError};
+use super::state::QuotaRecord;
 use crate::fakes::common::bearer;
 use crate::fakes::google::Shared;
 use axum::http::HeaderMap;
 use std::time::Duration;
 
 const AUTH: &str = "https://www.googleapis.com/auth/";
-/// The quota window (providers.md B8: per-minute, sliding).
-const WINDOW: Duration = Duration::from_secs(60);
+/// The quota window (providers.md B8: per-minute, sliding), unless a test shortened it.
+const MINUTE: Duration = Duration::from_secs(60);
 
 /// Which scopes a request needs: any one of them will do.
 pub(crate) enum Need {
@@ -74,16 +75,21 @@ pub(crate) async fn admit(shared: &Shared, headers: &HeaderMap, path: &str, need
     let now = st.clock.now();
     let calendar = &mut st.calendar;
     if let Some(limit) = calendar.switches.user_quota {
+        let length = calendar.switches.quota_window.unwrap_or(MINUTE);
         // Only admitted requests fill the window, so a client that waits a minute gets through.
         let window = calendar.counters.windows.entry(sub.clone()).or_default();
-        while window.front().is_some_and(|at| now.duration_since(*at).unwrap_or_default() >= WINDOW) {
+        while window.front().is_some_and(|at| now.duration_since(*at).unwrap_or_default() >= length) {
             window.pop_front();
         }
-        if window.len() >= limit {
+        let admitted = window.len() < limit;
+        if admitted {
+            window.push_back(now);
+        }
+        calendar.counters.quota_log.push(QuotaRecord { sub: sub.clone(), at: now, admitted });
+        if !admitted {
             calendar.counters.rate_limited += 1;
             return Err(user_rate_limit());
         }
-        window.push_back(now);
     }
     Ok(Caller { sub, email })
 }

@@ -17,6 +17,8 @@ pub(crate) struct ApiSwitches {
     pub latency: Duration,
     /// Requests per minute per user; `None` = no limit.
     pub user_quota: Option<usize>,
+    /// The quota's window; `None` = a minute (providers.md B8).
+    pub quota_window: Option<Duration>,
     /// Page `n` of any listing holds at most `page_plan[n]` items; `0` makes an empty page that
     /// still carries a `nextPageToken`.
     pub page_plan: Vec<usize>,
@@ -29,6 +31,17 @@ pub(crate) struct ApiCounters {
     pub rate_limited: usize,
     /// Admitted requests per user inside the quota window, by the fake's clock.
     pub windows: HashMap<String, VecDeque<SystemTime>>,
+    /// Every request the per-user quota judged, oldest first.
+    pub quota_log: Vec<QuotaRecord>,
+}
+
+/// One request the per-user quota judged: whose, when (the fake's clock), and whether it was
+/// admitted (else answered 403 `userRateLimitExceeded`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaRecord {
+    pub sub: String,
+    pub at: SystemTime,
+    pub admitted: bool,
 }
 
 #[derive(Default)]

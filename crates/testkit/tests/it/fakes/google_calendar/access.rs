@@ -74,6 +74,30 @@ async fn calendar_per_user_quota_counts_a_minute_of_the_fake_clock() {
 }
 
 #[tokio::test]
+async fn calendar_per_user_quota_window_can_be_shortened_and_every_verdict_is_logged() {
+    let (google, ada) = fake().await;
+    google.set_calendar_user_quota(Some(2));
+    google.set_calendar_quota_window(Duration::from_secs(2));
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&google, &ada, LIST, &[]).await.status);
+    }
+    google.advance_clock(Duration::from_millis(1_500));
+    statuses.push(get(&google, &ada, LIST, &[]).await.status);
+    google.advance_clock(Duration::from_millis(600));
+    statuses.push(get(&google, &ada, LIST, &[]).await.status);
+
+    assert_eq!(statuses, [200, 200, 403, 403, 200], "the window is 2 s of the fake's clock");
+    let log = google.quota_log();
+    assert_eq!(log.iter().map(|r| r.admitted).collect::<Vec<_>>(), [true, true, false, false, true]);
+    assert!(log.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    assert!(log.iter().all(|r| r.sub == log[0].sub));
+    let span = log[4].at.duration_since(log[0].at).unwrap();
+    assert!(span >= Duration::from_millis(2_100), "{span:?}");
+}
+
+#[tokio::test]
 async fn calendar_users_are_isolated() {
     let (google, ada) = fake().await;
     let bob = google.issue_access_token(BOB, &[READONLY]);

@@ -44,6 +44,33 @@ async fn monday_api_complexity_is_charged_and_an_exhausted_budget_recovers_when_
 }
 
 #[tokio::test]
+async fn monday_api_a_shortened_window_resets_sooner_and_the_windows_and_refusals_are_recorded() {
+    let (monday, token) = fake().await;
+    let window = Duration::from_secs(2);
+    monday.set_api_limits(ApiLimits { read_budget: 50, window, ..ApiLimits::default() });
+
+    let (_, headers, first) = gql(&monday, &token, PRICED, Value::Null).await;
+    gql(&monday, &token, PRICED, Value::Null).await;
+    let (status, _, exhausted) = gql(&monday, &token, PRICED, Value::Null).await;
+    monday.advance_clock(window);
+    let (_, _, recovered) = gql(&monday, &token, PRICED, Value::Null).await;
+
+    assert!(headers["ratelimit-policy"].to_str().unwrap().contains("\"complexityMinute\";q=50;w=2"), "{headers:?}");
+    let reset = first["data"]["complexity"]["reset_in_x_seconds"].as_u64().unwrap();
+    assert!((1..=2).contains(&reset), "{first}");
+    assert_eq!(status, 429);
+    let retry = exhausted["errors"][0]["extensions"]["retry_in_seconds"].as_u64().unwrap();
+    assert!((1..=2).contains(&retry), "{exhausted}");
+    assert_eq!(recovered["data"]["complexity"]["before"], 50, "{recovered}");
+    let windows = monday.read_windows();
+    assert_eq!(windows.iter().map(|w| (w.used, w.limit)).collect::<Vec<_>>(), [(40, 50), (20, 50)]);
+    assert!(windows[1].opened.duration_since(windows[0].opened).unwrap() >= window);
+    let refusals = monday.refusals();
+    assert_eq!(refusals.iter().map(|r| r.code).collect::<Vec<_>>(), ["COMPLEXITY_BUDGET_EXHAUSTED"]);
+    assert!(refusals[0].at >= windows[0].opened && refusals[0].at < windows[1].opened);
+}
+
+#[tokio::test]
 async fn monday_api_writes_have_their_own_budget() {
     let (monday, token) = fake().await;
     let item = monday.create_item(BOARD, "topics", "T");
