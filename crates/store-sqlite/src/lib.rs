@@ -93,7 +93,14 @@ impl SqliteStore {
             .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(base.clone().create_if_missing(true))
+            // A sync page rewrites thousands of index entries in one transaction: a 16 MiB page
+            // cache (SQLite's default is 2 MiB) keeps its dirty pages from spilling into the WAL
+            // and being read back before the commit, and statement journals (every multi-row
+            // upsert keeps one) stay in memory instead of going to a temporary file. Both are
+            // bounded, and only the one writer connection has them.
+            .connect_with(
+                base.clone().create_if_missing(true).pragma("cache_size", "-16384").pragma("temp_store", "MEMORY"),
+            )
             .await
             .map_err(db_err)?;
         // `query_only` rather than a read-only open: read-only WAL connections need the -shm file

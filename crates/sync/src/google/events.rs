@@ -1,8 +1,14 @@
 //! The `events:{calendar id}` part: a full listing bounded in the past, then incremental
 //! listings from the sync token; each page committed with its checkpoint; a 410 restarts with a
 //! full listing under a new generation whose last page sweeps what it did not see.
+//!
+//! Pages are pipelined one deep: while a page's records are written (the store's work), the
+//! next page is fetched, parsed and sealed (the engine's), so the two overlap instead of taking
+//! turns. Commits still happen one at a time and in order, each with its own checkpoint; a page
+//! fetched ahead is only written after the page before it committed, and is dropped (never
+//! written) when that commit fails.
 
-use super::client::Client;
+use super::client::{Client, Listing, Query};
 use super::fields::event_write;
 use super::part::Part;
 use crate::engine::Engine;
@@ -23,6 +29,26 @@ pub(crate) struct CalendarRef {
     pub record_id: RecordId,
 }
 
+/// One page as received, its items already turned into sealed record writes (the listing keeps
+/// only its tokens: the parsed items are dropped as soon as they are sealed).
+struct Fetched {
+    listing: Listing,
+    records: Vec<RecordWrite>,
+}
+
+/// Fetches one page of `calendar`'s events and seals its items.
+async fn fetch(
+    engine: &Engine<'_>,
+    client: &Client<'_>,
+    calendar: &CalendarRef,
+    query: &Query<'_>,
+) -> Result<Fetched, SyncError> {
+    let mut listing = client.events(&calendar.provider_id, query).await?;
+    let items = std::mem::take(&mut listing.items);
+    let records = items.iter().filter_map(|item| event_write(engine, calendar.record_id, item)).collect();
+    Ok(Fetched { listing, records })
+}
+
 /// Brings one calendar's events up to date (or as far as the run gets: every committed page
 /// stays committed).
 pub(crate) async fn sync_calendar(
@@ -32,18 +58,26 @@ pub(crate) async fn sync_calendar(
 ) -> Result<(), SyncError> {
     let days_back = engine.session.deps().settings.google_days_back;
     let mut part = Part::load(engine, part_name(&calendar.provider_id), Some(days_back)).await?;
+    // The next page, fetched while the previous one was being written.
+    let mut ahead: Option<Result<Fetched, SyncError>> = None;
     loop {
         if engine.cancel.is_cancelled() {
             return Err(SyncError::Store(StoreError::LeaseLost));
         }
-        let now = engine.session.deps().clock.now();
-        let listing = match client.events(&calendar.provider_id, &part.query(now)).await {
-            Ok(listing) => listing,
+        let fetched = match ahead.take() {
+            Some(fetched) => fetched,
+            None => {
+                let now = engine.session.deps().clock.now();
+                fetch(engine, client, calendar, &part.query(now)).await
+            }
+        };
+        // A refusal of a page fetched ahead is judged here, after the page before it committed:
+        // the part is exactly where it would have been had the page been asked for now.
+        let Fetched { listing, records } = match fetched {
+            Ok(fetched) => fetched,
             Err(error) if part.recover(engine, &error) => continue,
             Err(error) => return Err(error),
         };
-        let records: Vec<RecordWrite> =
-            listing.items.iter().filter_map(|item| event_write(engine, calendar.record_id, item)).collect();
         // The last page of a full listing tombstones the calendar's events it did not see, in
         // the same commit: readers go from the old set to the new one, never through empty.
         let sweeps = if part.finishes_full(&listing) {
@@ -55,8 +89,19 @@ pub(crate) async fn sync_calendar(
         } else {
             Vec::new()
         };
-        if part.commit(engine, &listing, records, sweeps).await? {
+        let Some(following) = part.following(&listing) else {
+            if part.commit(engine, &listing, records, sweeps).await? {
+                return Ok(());
+            }
+            continue;
+        };
+        // More pages follow: write this one while the next one is fetched and sealed.
+        let next_query = following.query();
+        let (committed, next) =
+            tokio::join!(part.commit(engine, &listing, records, sweeps), fetch(engine, client, calendar, &next_query));
+        if committed? {
             return Ok(());
         }
+        ahead = Some(next);
     }
 }

@@ -91,6 +91,14 @@ impl Part {
         !self.is_incremental() && listing.next_page_token.is_none()
     }
 
+    /// The checkpoint the page after `listing` is asked with, when one follows (`None` after a
+    /// listing's last page): what [`Part::commit`] stores for `listing`, so a page fetched
+    /// ahead sends exactly the request it would have sent after the commit.
+    pub fn following(&self, listing: &Listing) -> Option<Checkpoint> {
+        let token = listing.next_page_token.clone()?;
+        Some(self.checkpoint.after_page(Some(token), None).0)
+    }
+
     /// Writes a page's records and sweeps with the checkpoint that follows it, in one
     /// transaction. Returns whether the listing is finished.
     pub async fn commit(
