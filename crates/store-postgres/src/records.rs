@@ -90,33 +90,43 @@ impl RecordStore for PgStore {
         page: Page,
     ) -> StoreResult<Paged<Record>> {
         owned(&self.pool, scope, connection).await?;
+        // Only the conditions a filter sets are in the SQL (not `$n IS NULL OR …`): once Postgres
+        // switches a prepared statement to its generic plan, an `OR` on a parameter hides the
+        // `(connection_id, parent_id, id)` index, and a page would read and sort the whole
+        // connection. Each combination of filters is its own (cached) statement.
         // `[starts_at, ends_at)` overlaps `[time_min, time_max)`; no end is unbounded, no start
         // never matches a time filter.
-        let found = sqlx::query(&format!(
-            "SELECT * FROM {} WHERE connection_id = $1 AND tenant_id = $2
-               AND ($3::uuid IS NULL OR id > $3)
-               AND ($4::uuid IS NULL OR parent_id = $4)
-               AND ($5::text IS NULL OR provider_id = $5)
-               AND ($6::text IS NULL OR series_id = $6)
-               AND ($7::timestamptz IS NULL OR (starts_at IS NOT NULL AND (ends_at IS NULL OR ends_at > $7)))
-               AND ($8::timestamptz IS NULL OR starts_at < $8)
-               AND ($9 OR deleted_at IS NULL)
-             ORDER BY id LIMIT $10",
+        let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+            "SELECT * FROM {} WHERE connection_id = ",
             kind.as_str()
-        ))
-        .bind(connection.0)
-        .bind(scope.tenant_id().0)
-        .bind(page.after)
-        .bind(filter.parent_id.map(|p| p.0))
-        .bind(&filter.provider_id)
-        .bind(&filter.series_id)
-        .bind(filter.time_min.map(crate::us))
-        .bind(filter.time_max.map(crate::us))
-        .bind(filter.include_deleted)
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        ));
+        query.push_bind(connection.0).push(" AND tenant_id = ").push_bind(scope.tenant_id().0);
+        if let Some(after) = page.after {
+            query.push(" AND id > ").push_bind(after);
+        }
+        if let Some(parent) = filter.parent_id {
+            query.push(" AND parent_id = ").push_bind(parent.0);
+        }
+        if let Some(provider_id) = &filter.provider_id {
+            query.push(" AND provider_id = ").push_bind(provider_id.clone());
+        }
+        if let Some(series_id) = &filter.series_id {
+            query.push(" AND series_id = ").push_bind(series_id.clone());
+        }
+        if let Some(min) = filter.time_min {
+            query
+                .push(" AND starts_at IS NOT NULL AND (ends_at IS NULL OR ends_at > ")
+                .push_bind(crate::us(min))
+                .push(")");
+        }
+        if let Some(max) = filter.time_max {
+            query.push(" AND starts_at < ").push_bind(crate::us(max));
+        }
+        if !filter.include_deleted {
+            query.push(" AND deleted_at IS NULL");
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let found = query.build().fetch_all(&self.pool).await.map_err(db_err)?;
         let items = found.iter().map(|r| rows::record(r, Some(kind))).collect::<StoreResult<Vec<_>>>()?;
         Ok(Paged::from_overfetch(items, page.limit, |r| r.id.0))
     }

@@ -36,6 +36,9 @@ pub(crate) use error::db_err;
 /// load, writers queue here rather than fail.
 const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Rows a read connection may buffer ahead of its caller: the largest page and its look-ahead row.
+const READ_ROW_BUFFER: usize = patchbay_store::Page::MAX_LIMIT as usize + 1;
+
 /// Tunables of the SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
@@ -105,10 +108,14 @@ impl SqliteStore {
             .map_err(db_err)?;
         // `query_only` rather than a read-only open: read-only WAL connections need the -shm file
         // to exist, and a stray write through the read pool should fail loudly, not take a lock.
+        // A read connection hands its rows to the caller through a bounded channel (50 by
+        // default); a page of up to 500 records plus the look-ahead row then stalls the
+        // connection's thread until the caller catches up, a context switch each time on a
+        // small machine. Room for a whole page keeps one page one hand-over.
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(base.pragma("query_only", "ON"))
+            .connect_with(base.pragma("query_only", "ON").row_buffer_size(READ_ROW_BUFFER))
             .await
             .map_err(db_err)?;
         Ok(Self { writer, reader, path, lock })

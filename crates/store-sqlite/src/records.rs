@@ -1,7 +1,7 @@
 //! Synced records on SQLite: page writes (fenced, version-checked, one transaction; the write
 //! path itself is in `pages`), tenant-scoped reads, the change feed, purge and key rotation.
 
-use crate::codec::{id_text, int, key_id, opt_micros};
+use crate::codec::{id_text, int, key_id, micros};
 use crate::jobs::check_lease;
 use crate::pages::write_records;
 use crate::sync::write_state;
@@ -94,32 +94,11 @@ impl RecordStore for SqliteStore {
         filter: &RecordFilter,
         page: Page,
     ) -> StoreResult<Paged<Record>> {
-        // A time filter keeps records whose [starts_at, ends_at) overlaps [min, max): a missing
-        // ends_at is unbounded, a missing starts_at never matches.
-        let found = sqlx::query(&format!(
-            "SELECT * FROM {kind} WHERE connection_id = ?1 AND tenant_id = ?2
-               AND (?3 IS NULL OR parent_id = ?3) AND (?4 IS NULL OR provider_id = ?4)
-               AND (?5 IS NULL OR series_id = ?5)
-               AND ((?6 IS NULL AND ?7 IS NULL) OR starts_at IS NOT NULL)
-               AND (?6 IS NULL OR ends_at IS NULL OR ends_at > ?6)
-               AND (?7 IS NULL OR starts_at < ?7)
-               AND (?8 OR deleted_at IS NULL)
-               AND (?9 IS NULL OR id > ?9)
-             ORDER BY id LIMIT ?10"
-        ))
-        .bind(id_text(connection.0))
-        .bind(id_text(scope.tenant_id().0))
-        .bind(filter.parent_id.map(|p| id_text(p.0)))
-        .bind(&filter.provider_id)
-        .bind(&filter.series_id)
-        .bind(opt_micros(filter.time_min))
-        .bind(opt_micros(filter.time_max))
-        .bind(filter.include_deleted)
-        .bind(page.after.map(id_text))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let found = list_query("SELECT *", scope, connection, kind, filter, page)
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         let items = found.iter().map(|row| rows::record(row, kind)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Paged::from_overfetch(items, page.limit, |r| r.id.0))
     }
@@ -239,6 +218,52 @@ impl RecordStore for SqliteStore {
     }
 }
 
+/// The statement of [`RecordStore::list_records`], `head` being its `SELECT` list.
+fn list_query(
+    head: &str,
+    scope: TenantScope,
+    connection: ConnectionId,
+    kind: RecordKind,
+    filter: &RecordFilter,
+    page: Page,
+) -> sqlx::QueryBuilder<'static, sqlx::Sqlite> {
+    // Only the conditions a filter sets are in the SQL (not `?n IS NULL OR …`): SQLite plans
+    // a statement once, without the values, and an `OR` on a parameter hides every index
+    // behind it, so a page read every row of the connection and sorted them by id. With
+    // `parent_id = ?` and `id > ?` spelled out, a page of a calendar's events is a range
+    // scan of `(connection_id, parent_id, id)` that stops after `limit + 1` rows.
+    // A time filter keeps records whose [starts_at, ends_at) overlaps [min, max): a missing
+    // ends_at is unbounded, a missing starts_at never matches.
+    let mut query = sqlx::QueryBuilder::new(format!("{head} FROM {kind} WHERE connection_id = "));
+    query.push_bind(id_text(connection.0)).push(" AND tenant_id = ").push_bind(id_text(scope.tenant_id().0));
+    if let Some(parent) = filter.parent_id {
+        query.push(" AND parent_id = ").push_bind(id_text(parent.0));
+    }
+    if let Some(provider_id) = &filter.provider_id {
+        query.push(" AND provider_id = ").push_bind(provider_id.clone());
+    }
+    if let Some(series_id) = &filter.series_id {
+        query.push(" AND series_id = ").push_bind(series_id.clone());
+    }
+    if filter.time_min.is_some() || filter.time_max.is_some() {
+        query.push(" AND starts_at IS NOT NULL");
+    }
+    if let Some(min) = filter.time_min {
+        query.push(" AND (ends_at IS NULL OR ends_at > ").push_bind(micros(min)).push(")");
+    }
+    if let Some(max) = filter.time_max {
+        query.push(" AND starts_at < ").push_bind(micros(max));
+    }
+    if !filter.include_deleted {
+        query.push(" AND deleted_at IS NULL");
+    }
+    if let Some(after) = page.after {
+        query.push(" AND id > ").push_bind(id_text(after));
+    }
+    query.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit) + 1);
+    query
+}
+
 /// `NotFound` unless `connection` is the scope's tenant's (tombstoned ones included: their
 /// records stay readable until purged).
 async fn owned_connection(
@@ -253,4 +278,56 @@ async fn owned_connection(
         .await
         .map_err(db_err)?;
     found.map(drop).ok_or(StoreError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteOptions;
+    use sqlx::Row;
+
+    /// SQLite's plan for a page of `kind` with `filter` (the statement `list_records` runs).
+    async fn plan(store: &SqliteStore, kind: RecordKind, filter: &RecordFilter, after: Option<uuid::Uuid>) -> String {
+        let scope = TenantScope::new(TenantId(uuid::Uuid::now_v7()));
+        let page = Page::new(Some(100), after);
+        let rows =
+            list_query("EXPLAIN QUERY PLAN SELECT *", scope, ConnectionId(uuid::Uuid::now_v7()), kind, filter, page)
+                .build()
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        rows.iter().map(|row| row.get::<String, _>("detail")).collect::<Vec<_>>().join("; ")
+    }
+
+    /// A page of a calendar's events (or a board's items) is an index range scan in id order
+    /// that stops after the page, never a read of the whole connection sorted by id: the
+    /// read API's events page depends on it (docs/benchmarks.md, Sync).
+    #[tokio::test]
+    async fn a_page_under_a_parent_walks_the_parent_index_in_id_order() {
+        let dir = std::env::temp_dir().join(format!("patchbay-plan-{}", uuid::Uuid::now_v7()));
+        let url = format!("sqlite://{}", dir.join("plan.db").display());
+        let store = SqliteStore::open(&url, SqliteOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let parent = Some(RecordId(uuid::Uuid::now_v7()));
+        let under = RecordFilter { parent_id: parent, ..RecordFilter::default() };
+        let from = RecordFilter { time_min: Some(Utc::now()), ..under.clone() };
+        let cases = [
+            (RecordKind::GoogleEvent, &under, None, "google_event_parent_idx (connection_id=? AND parent_id=?)"),
+            (
+                RecordKind::GoogleEvent,
+                &under,
+                Some(uuid::Uuid::now_v7()),
+                "google_event_parent_idx (connection_id=? AND parent_id=? AND id>?)",
+            ),
+            (RecordKind::GoogleEvent, &from, None, "google_event_parent_idx (connection_id=? AND parent_id=?)"),
+            (RecordKind::MondayItem, &under, None, "monday_item_parent_idx (connection_id=? AND parent_id=?)"),
+        ];
+        for (kind, filter, after, index) in cases {
+            let plan = plan(&store, kind, filter, after).await;
+            assert!(plan.contains(index), "{kind} {filter:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{kind} {filter:?} sorts: {plan}");
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
