@@ -9,10 +9,7 @@ mod call;
 mod google;
 mod monday;
 mod proxy;
-<<<<<<< HEAD
-mod rekey;
-=======
 mod ratelimit;
->>>>>>> ratelimit
+mod rekey;
 mod runner;
 mod writeback;
