@@ -4,6 +4,7 @@
 //! Every queue rule is a statement (row locks, `SKIP LOCKED`, partial unique indexes), so it
 //! holds across any number of instances sharing the database (architecture §6).
 
+mod analyze;
 mod audit;
 mod budgets;
 mod connect;
@@ -48,6 +49,8 @@ impl Default for PgOptions {
 /// The Postgres implementation of every Patchbay store trait.
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Analyses record tables that a sync has just filled (analyze.rs).
+    pub(crate) analyzer: analyze::Analyzer,
     /// `host:port/database`, for messages (never the password).
     target: String,
 }
@@ -84,7 +87,7 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(connect);
-        Ok(Self { pool, target })
+        Ok(Self { pool, target, analyzer: analyze::Analyzer::default() })
     }
 
     /// Applies the embedded migrations (serialized across instances by sqlx's advisory lock).

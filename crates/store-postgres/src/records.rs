@@ -15,6 +15,8 @@ impl RecordStore for PgStore {
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageOutcome> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         hold_lease(&mut tx, &page.lease).await?;
+        // A page holds one kind of record, bar a board's columns and groups beside it.
+        let kind = page.records.first().map(|r| r.kind);
         let written = write_records(
             &mut tx,
             page.tenant_id,
@@ -29,6 +31,9 @@ impl RecordStore for PgStore {
         // here and its records roll back with it.
         let state = write_state(&mut tx, page.connection_id, &page.state, page.now).await?;
         tx.commit().await.map_err(db_err)?;
+        if let Some(kind) = kind {
+            self.analyzer.written(&self.pool, kind, written.upserted);
+        }
         Ok(PageOutcome {
             upserted: written.upserted,
             unchanged: written.unchanged,
