@@ -10,19 +10,22 @@
 //! first 60 s" is checked as "no refusal after the first 4 s" and each test runs ~15–25 s instead
 //! of minutes. Nothing else is scaled: waits, leases and the daily limit keep their real lengths.
 //!
-//! The "two workers" scenario runs two in-process workers, each with its own store pool (its own
-//! `PgStore` over the same Postgres schema), its own `Tokens` and its own sync handlers — they
-//! share nothing but the database and the fakes, as two processes would.
+//! The "two workers" scenario runs two worker processes: it re-runs its own test binary twice
+//! (see [`process`]), each child with its own store pool over the same Postgres schema, its own
+//! `Tokens` and its own sync handlers, sharing nothing with the other but the database and the
+//! fakes. The fakes stay in the scenario's process and measure the two together.
+
+mod process;
 
 use crate::monday::records;
-use crate::support::{vault, World, MONDAY_ACCOUNT};
+use crate::support::{vault_ring, Endpoints, World, MONDAY_ACCOUNT};
 use async_trait::async_trait;
 use chrono::{Duration as ChronoDuration, Utc};
 use patchbay_store::*;
 use patchbay_sync::{runner, MondayPlan, SyncDeps, SyncSettings};
 use patchbay_testkit::fakes::google::EventSpec;
 use patchbay_testkit::fakes::monday::ApiLimits;
-use patchbay_token_vault::Tokens;
+use process::{ChildSpec, WorkerProcess, REPORT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,17 +47,24 @@ const GOOGLE_PAGE: u32 = 5;
 /// How long any scenario may take before it is declared stuck.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Counts the jobs a worker ran, to show both workers took part.
+/// Counts the jobs a worker ran, to show both workers took part; a worker process also reports
+/// each job on its stdout, where the test that started it counts them.
 struct Counting {
     inner: Arc<dyn JobHandler>,
     ran: Arc<AtomicUsize>,
+    report: Option<String>,
 }
 
 #[async_trait]
 impl JobHandler for Counting {
     async fn run(&self, job: &Job, ctx: JobContext) -> Result<(), JobError> {
         self.ran.fetch_add(1, Ordering::Relaxed);
-        self.inner.run(job, ctx).await
+        let outcome = self.inner.run(job, ctx).await;
+        if let Some(owner) = &self.report {
+            let ended = if outcome.is_ok() { "ok" } else { "err" };
+            println!("{REPORT} {owner} ran {} {} {ended}", job.kind, job.id);
+        }
+        outcome
     }
 }
 
@@ -67,12 +77,18 @@ struct Running {
 
 impl Running {
     fn start(deps: &SyncDeps, owner: &str) -> Running {
+        Self::with(deps, owner, WorkerSettings::default().concurrency, None)
+    }
+
+    fn with(deps: &SyncDeps, owner: &str, concurrency: usize, report: Option<String>) -> Running {
         let ran = Arc::new(AtomicUsize::new(0));
         let jobs: Arc<dyn JobStore> = deps.store.clone();
-        let settings = WorkerSettings { poll_interval: Duration::from_millis(50), ..WorkerSettings::default() };
+        let settings =
+            WorkerSettings { poll_interval: Duration::from_millis(50), concurrency, ..WorkerSettings::default() };
         let mut worker = Worker::new(jobs, owner, settings);
         for (kind, handler) in runner::handlers(deps) {
-            worker = worker.handle(kind.as_str(), Arc::new(Counting { inner: handler, ran: ran.clone() }));
+            let counting = Counting { inner: handler, ran: ran.clone(), report: report.clone() };
+            worker = worker.handle(kind.as_str(), Arc::new(counting));
         }
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(worker.run(shutdown.clone()));
@@ -138,19 +154,21 @@ async fn request(store: &Arc<dyn Store>, connection: &Connection) -> SyncRunId {
 /// Waits until every run succeeded (panics on a failed run or past [`DEADLINE`]).
 async fn until_done(store: &Arc<dyn Store>, runs: &[(TenantId, SyncRunId)]) {
     let started = Instant::now();
-    loop {
-        let mut done = 0;
-        for (tenant, run) in runs {
-            let run = store.get_sync_run(TenantScope::new(*tenant), *run).await.expect("the run");
-            assert_ne!(run.status, SyncRunStatus::Failed, "{run:?}");
-            done += usize::from(run.status == SyncRunStatus::Succeeded);
-        }
-        if done == runs.len() {
-            return;
-        }
+    while !runs_done(store, runs).await {
         assert!(started.elapsed() < DEADLINE, "the backlog did not finish in {DEADLINE:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Whether every run succeeded (panics on a failed run).
+async fn runs_done(store: &Arc<dyn Store>, runs: &[(TenantId, SyncRunId)]) -> bool {
+    let mut done = 0;
+    for (tenant, run) in runs {
+        let run = store.get_sync_run(TenantScope::new(*tenant), *run).await.expect("the run");
+        assert_ne!(run.status, SyncRunStatus::Failed, "{run:?}");
+        done += usize::from(run.status == SyncRunStatus::Succeeded);
+    }
+    done == runs.len()
 }
 
 /// What the fake monday measured: refusals after the first window (must be none) and each
@@ -283,24 +301,13 @@ async fn a_google_backlog_uses_the_user_quota_without_refusals(mut w: World) {
     }
 }
 
-/// A second instance's deps: its own store pool over the same Postgres schema, its own tokens.
-async fn second_instance(w: &World, url: &str) -> SyncDeps {
-    let store = patchbay_store_postgres::PgStore::connect(url, patchbay_store_postgres::PgOptions::default())
-        .await
-        .expect("a second pool to the test Postgres");
-    let store: Arc<dyn Store> = Arc::new(store);
-    let credentials: Arc<dyn CredentialStore> = store.clone();
-    let tokens = Arc::new(Tokens::new(credentials, vault(), w.oauth.clone(), w.registry.clone(), "test".into()));
-    SyncDeps { store, tokens, ..w.deps.clone() }
-}
-
 async fn two_workers_on_one_postgres_share_the_budget() {
     let Some(url) = patchbay_testkit::db::postgres_url().await else { return };
-    let first = patchbay_store_postgres::PgStore::connect(&url, patchbay_store_postgres::PgOptions::default())
+    let store = patchbay_store_postgres::PgStore::connect(&url, patchbay_store_postgres::PgOptions::default())
         .await
         .expect("connect to the test Postgres");
-    first.migrate().await.expect("migrate");
-    let mut w = World::over(Arc::new(first), None).await;
+    store.migrate().await.expect("migrate");
+    let mut w = World::over(Arc::new(store), None).await;
     w.tune(scaled);
     w.monday.set_api_limits(monday_limits());
     let (boards, items) = (4, 70);
@@ -309,18 +316,47 @@ async fn two_workers_on_one_postgres_share_the_budget() {
     for org in ["acme", "globex", "initech", "umbrella"] {
         connections.push(w.monday_connection(org).await);
     }
-    let other = second_instance(&w, &url).await;
+
+    // Two worker processes over the same schema and the fakes; both are ready before any run is
+    // requested, so neither starts with the whole queue to itself.
+    let endpoints = Endpoints::of(&w.google, &w.monday);
+    let spec = |owner: &str| ChildSpec {
+        owner: owner.into(),
+        store: url.clone(),
+        endpoints: endpoints.clone(),
+        vault: vault_ring(),
+    };
+    let mut fleet = vec![WorkerProcess::spawn(&spec("p0")), WorkerProcess::spawn(&spec("p1"))];
+    let mut pids = Vec::new();
+    for process in &mut fleet {
+        pids.push(process.until_ready().await);
+    }
+    assert!(pids[0] != pids[1] && !pids.contains(&std::process::id()), "two processes of their own: {pids:?}");
 
     let started = Instant::now();
-    let ran = run_monday_backlog(&w, &[w.deps.clone(), other], &connections).await;
+    let mut runs = Vec::new();
+    for connection in &connections {
+        runs.push((connection.tenant_id, request(&w.store, connection).await));
+    }
+    while !runs_done(&w.store, &runs).await {
+        for process in &mut fleet {
+            process.assert_running();
+        }
+        assert!(started.elapsed() < DEADLINE, "the backlog did not finish in {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let took = started.elapsed();
+    let mut ran = Vec::new();
+    for process in &mut fleet {
+        ran.push(process.finish().await);
+    }
 
     for connection in &connections {
         assert_eq!(records(&w, connection, RecordKind::MondayItem).await.len() as u64, boards * items);
     }
-    println!("two workers: jobs run {ran:?} in {took:?}");
-    assert!(ran.iter().all(|n| *n > 0), "both workers ran sync jobs: {ran:?}");
-    assert_monday_use(&monday_use(&w), "two workers");
+    println!("two worker processes {pids:?}: jobs run {ran:?} in {took:?}");
+    assert!(ran.iter().all(|n| *n > 0), "both worker processes ran sync jobs: {ran:?}");
+    assert_monday_use(&monday_use(&w), "two worker processes");
 }
 
 async fn a_daily_limit_makes_jobs_yield_until_the_reset(mut w: World) {
@@ -427,5 +463,12 @@ mod postgres_fleet {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_workers_on_one_postgres_share_the_budget() {
         super::two_workers_on_one_postgres_share_the_budget().await;
+    }
+
+    /// Not a scenario: the entry point of the worker processes the scenario above starts by
+    /// re-running this binary (see `process`). Returns at once in any other run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn worker_process() {
+        super::process::worker_process().await;
     }
 }

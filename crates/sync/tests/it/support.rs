@@ -73,10 +73,124 @@ pub struct World {
     _dir: Option<TempDirGuard>,
 }
 
+/// The test key ring: one fixed key (id 1), in the `PATCHBAY_VAULT_KEYS` format.
+pub fn vault_ring() -> String {
+    format!("1:{}", STANDARD.encode([0x5A; 32]))
+}
+
+/// A vault over a key ring such as [`vault_ring`].
+pub fn vault_over(ring: &str) -> Vault {
+    Vault::new(KeyRing::parse(&SecretString::from(ring.to_owned())).expect("test ring parses"))
+}
+
 /// The test vault: one fixed key (id 1).
 pub fn vault() -> Vault {
-    let ring = format!("1:{}", STANDARD.encode([0x5A; 32]));
-    Vault::new(KeyRing::parse(&SecretString::from(ring)).expect("test ring parses"))
+    vault_over(&vault_ring())
+}
+
+/// Where the fakes listen: all an instance needs to reach them. A worker process started by a
+/// test gets it through its environment (see `ratelimit`), hence (de)serialisable.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Endpoints {
+    #[serde(with = "as_str")]
+    pub google_api: Url,
+    #[serde(with = "as_str")]
+    pub google_auth: Url,
+    #[serde(with = "as_str")]
+    pub google_token: Url,
+    #[serde(with = "as_str")]
+    pub google_revoke: Url,
+    #[serde(with = "as_str")]
+    pub google_userinfo: Url,
+    #[serde(with = "as_str")]
+    pub monday_api: Url,
+    #[serde(with = "as_str")]
+    pub monday_auth: Url,
+    #[serde(with = "as_str")]
+    pub monday_token: Url,
+    #[serde(with = "as_str")]
+    pub monday_revoke: Url,
+}
+
+/// A URL as its string (the `url` crate is built without its serde feature here).
+mod as_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use url::Url;
+
+    pub fn serialize<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(url.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+        let text = String::deserialize(d)?;
+        Url::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Endpoints {
+    pub fn of(google: &FakeGoogle, monday: &FakeMonday) -> Endpoints {
+        Endpoints {
+            google_api: google.base_url(),
+            google_auth: google.auth_url(),
+            google_token: google.token_url(),
+            google_revoke: google.revoke_url(),
+            google_userinfo: google.userinfo_url(),
+            monday_api: monday.api_url(),
+            monday_auth: monday.auth_url(),
+            monday_token: monday.token_url(),
+            monday_revoke: monday.revoke_url(),
+        }
+    }
+
+    /// Both providers' configuration against the fakes.
+    pub fn registry(&self) -> Registry {
+        Registry::new()
+            .with(
+                ProviderConfig::google(GOOGLE_CLIENT, SecretString::from("google-secret"))
+                    .with_authorize_url(self.google_auth.clone())
+                    .with_token_url(self.google_token.clone())
+                    .with_revoke_url(Some(self.google_revoke.clone()))
+                    .with_identity_url(self.google_userinfo.clone()),
+            )
+            .with(
+                ProviderConfig::monday(MONDAY_CLIENT, SecretString::from("monday-secret"), MondayFlow::V2)
+                    // Write-back needs `boards:write` in the grant.
+                    .with_write_back(true)
+                    .with_authorize_url(self.monday_auth.clone())
+                    .with_token_url(self.monday_token.clone())
+                    .with_revoke_url(Some(self.monday_revoke.clone()))
+                    .with_identity_url(self.monday_api.clone()),
+            )
+    }
+}
+
+/// What one Patchbay instance builds over a store to reach the fakes: the same in a test's
+/// world and in a worker process a test starts.
+pub struct Instance {
+    pub registry: Registry,
+    pub oauth: Arc<OAuthClient>,
+    pub tokens: Arc<Tokens>,
+    pub deps: SyncDeps,
+}
+
+impl Instance {
+    pub fn over(store: Arc<dyn Store>, endpoints: &Endpoints, vault: Vault) -> Instance {
+        let registry = endpoints.registry();
+        let http = OutboundClient::builder().allow_registry(&registry).allow_insecure_loopback(true).build().unwrap();
+        let oauth = Arc::new(OAuthClient::new(http));
+        let credentials: Arc<dyn CredentialStore> = store.clone();
+        let tokens = Arc::new(Tokens::new(credentials, vault, oauth.clone(), registry.clone(), "test".into()));
+        let mut settings = SyncSettings::new(endpoints.google_api.clone(), endpoints.monday_api.clone());
+        settings.google_client_id = GOOGLE_CLIENT.into();
+        let deps = SyncDeps {
+            store,
+            tokens: tokens.clone(),
+            settings: Arc::new(settings),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            clock: Arc::new(SystemClock),
+        };
+        Instance { registry, oauth, tokens, deps }
+    }
 }
 
 impl World {
@@ -100,36 +214,8 @@ impl World {
         monday.register_client(MONDAY_CLIENT, "monday-secret", &[REDIRECT], &MONDAY_SCOPES);
         monday.add_account(MONDAY_ACCOUNT, "acme", "Acme");
         monday.add_user(MONDAY_USER, MONDAY_ACCOUNT, "Alice", "alice@acme.test");
-        let registry = Registry::new()
-            .with(
-                ProviderConfig::google(GOOGLE_CLIENT, SecretString::from("google-secret"))
-                    .with_authorize_url(google.auth_url())
-                    .with_token_url(google.token_url())
-                    .with_revoke_url(Some(google.revoke_url()))
-                    .with_identity_url(google.userinfo_url()),
-            )
-            .with(
-                ProviderConfig::monday(MONDAY_CLIENT, SecretString::from("monday-secret"), MondayFlow::V2)
-                    // Write-back needs `boards:write` in the grant.
-                    .with_write_back(true)
-                    .with_authorize_url(monday.auth_url())
-                    .with_token_url(monday.token_url())
-                    .with_revoke_url(Some(monday.revoke_url()))
-                    .with_identity_url(monday.api_url()),
-            );
-        let http = OutboundClient::builder().allow_registry(&registry).allow_insecure_loopback(true).build().unwrap();
-        let oauth = Arc::new(OAuthClient::new(http));
-        let credentials: Arc<dyn CredentialStore> = store.clone();
-        let tokens = Arc::new(Tokens::new(credentials, vault(), oauth.clone(), registry.clone(), "test".into()));
-        let mut settings = SyncSettings::new(google.base_url(), monday.api_url());
-        settings.google_client_id = GOOGLE_CLIENT.into();
-        let deps = SyncDeps {
-            store: store.clone(),
-            tokens: tokens.clone(),
-            settings: Arc::new(settings),
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            clock: Arc::new(SystemClock),
-        };
+        let Instance { registry, oauth, tokens, deps } =
+            Instance::over(store.clone(), &Endpoints::of(&google, &monday), vault());
         World { store, google, monday, registry, oauth, tokens, deps, _dir: dir }
     }
 
