@@ -183,11 +183,14 @@ def items_of(body: dict) -> list | None:
 
 
 def bench_store(store: str, binary: Path, fixture_bin: Path, pg_url: str | None, events: int,
-                duration: int) -> SyncResult:
+                duration: int, read_cache_bytes: int | None = None) -> SyncResult:
     res = SyncResult(store, events)
     workdir = Path(tempfile.mkdtemp(prefix=f"patchbay-bench-sync-{store}-"))
     env = base_env()
     env["PATCHBAY_DATA_DIR"] = str(workdir)
+    if read_cache_bytes is not None:
+        # The read API's page cache (0 disables it: every page is read and opened).
+        env["PATCHBAY_READ_CACHE_BYTES"] = str(read_cache_bytes)
     # Explicit secrets on both stores: the fixture seals the connection's tokens with the same keys.
     env["PATCHBAY_AUTH_JWT_SECRET"] = secrets.token_urlsafe(48)
     env["PATCHBAY_VAULT_KEYS"] = "1:" + base64.b64encode(os.urandom(32)).decode()
@@ -368,6 +371,9 @@ def main() -> int:
     ap.add_argument("--pg-error", help="why Postgres cannot be used (recorded as a failure)")
     ap.add_argument("--events", type=int, default=100_000, help="events in the fake's calendar")
     ap.add_argument("--duration", type=int, default=10, help="seconds of wrk per endpoint")
+    ap.add_argument("--read-cache-bytes", type=int,
+                    help="PATCHBAY_READ_CACHE_BYTES for the server (0: the events page uncached); "
+                         "unset: the binary's default")
     ap.add_argument("--smoke", action="store_true", help="label the report as a smoke run")
     ap.add_argument("--out", type=Path, help="write the Markdown report here too")
     a = ap.parse_args()
@@ -383,12 +389,15 @@ def main() -> int:
     stores = [s.strip() for s in a.stores.split(",") if s.strip()]
     use_pg = "postgres" in stores and not a.pg_error
     meta = machine_lines(a.bin.resolve(), a.pg_url if use_pg else None)
+    if a.read_cache_bytes is not None:
+        meta.append(f"- PATCHBAY_READ_CACHE_BYTES={a.read_cache_bytes}")
     results = []
     for store in stores:
         if store == "postgres" and (a.pg_error or not a.pg_url):
             results.append(SyncResult(store, a.events, error=a.pg_error or "no --pg-url given"))
             continue
-        results.append(bench_store(store, a.bin.resolve(), a.fixture.resolve(), a.pg_url, a.events, a.duration))
+        results.append(bench_store(store, a.bin.resolve(), a.fixture.resolve(), a.pg_url, a.events, a.duration,
+                                   a.read_cache_bytes))
 
     report = render(results, meta, a.events, a.duration, a.smoke)
     print(report)

@@ -4,6 +4,7 @@
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::health::Readiness;
+use crate::http::records::cache::ReadCache;
 use crate::http::{self, RateLimiters};
 use crate::state::AppState;
 use anyhow::Context;
@@ -106,7 +107,9 @@ impl Application {
             ..WorkerSettings::default()
         };
         let limiters = RateLimiters::new(&settings);
+        let read_cache = Arc::new(ReadCache::new(settings.read_cache_bytes, &settings.vault_keys.ids()));
         let state = AppState {
+            read_cache,
             store,
             auth: Arc::new(auth),
             settings: Arc::new(settings),

@@ -22,4 +22,6 @@ pub struct AppState {
     pub connect: Arc<Connect>,
     /// What the sync handlers and routes are built from.
     pub sync: SyncDeps,
+    /// Encoded record pages for repeated reads (validated on every request).
+    pub read_cache: Arc<crate::http::records::cache::ReadCache>,
 }

@@ -1,6 +1,7 @@
 //! Synced records on Postgres: the fenced page write (records, sweeps and checkpoint in one
 //! transaction), write-back upserts, tenant-scoped reads, the change feed, purge and rewrap.
 
+use crate::connections::VISIBLE;
 use crate::jobs::hold_lease;
 use crate::record_writes::write_records;
 use crate::sync::{owned, write_state};
@@ -66,6 +67,22 @@ impl RecordStore for PgStore {
         })
     }
 
+    async fn readable_connection(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<ReadableConnection> {
+        let row = sqlx::query(&format!(
+            "SELECT c.*, COALESCE((SELECT last_seq FROM sync_sequence WHERE connection_id = c.id), 0) AS record_seq
+             FROM connection c WHERE c.id = $1 AND c.tenant_id = $2 AND {VISIBLE}"
+        ))
+        .bind(id.0)
+        .bind(scope.tenant_id().0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ReadableConnection {
+            connection: rows::connection(&row)?,
+            record_seq: row.try_get("record_seq").map_err(db_err)?,
+        })
+    }
+
     async fn get_record(
         &self,
         scope: TenantScope,
@@ -94,7 +111,8 @@ impl RecordStore for PgStore {
         filter: &RecordFilter,
         page: Page,
     ) -> StoreResult<Paged<Record>> {
-        owned(&self.pool, scope, connection).await?;
+        // No separate ownership query: the statement itself is scoped by tenant (another tenant's
+        // connection answers an empty page, as on SQLite; the API checks the connection first).
         // Only the conditions a filter sets are in the SQL (not `$n IS NULL OR …`): once Postgres
         // switches a prepared statement to its generic plan, an `OR` on a parameter hides the
         // `(connection_id, parent_id, id)` index, and a page would read and sort the whole
@@ -111,6 +129,12 @@ impl RecordStore for PgStore {
         }
         if let Some(parent) = filter.parent_id {
             query.push(" AND parent_id = ").push_bind(parent.0);
+            if let Some(parent_kind) = filter.parent_must_exist {
+                // Uncorrelated: planned as an InitPlan, run once per statement.
+                query.push(format!(" AND EXISTS (SELECT 1 FROM {} WHERE id = ", parent_kind.as_str()));
+                query.push_bind(parent.0).push(" AND connection_id = ").push_bind(connection.0);
+                query.push(" AND tenant_id = ").push_bind(scope.tenant_id().0).push(")");
+            }
         }
         if let Some(provider_id) = &filter.provider_id {
             query.push(" AND provider_id = ").push_bind(provider_id.clone());

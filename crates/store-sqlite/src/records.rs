@@ -2,6 +2,7 @@
 //! path itself is in `pages`), tenant-scoped reads, the change feed, purge and key rotation.
 
 use crate::codec::{id_text, int, key_id, micros};
+use crate::connections::VISIBLE;
 use crate::jobs::check_lease;
 use crate::pages::write_records;
 use crate::sync::write_state;
@@ -67,6 +68,19 @@ impl RecordStore for SqliteStore {
         let outcome = write_records(&mut tx, scope.tenant_id(), connection, &records, &[], None, now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
+    }
+
+    async fn readable_connection(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<ReadableConnection> {
+        let row = sqlx::query(&format!(
+            "SELECT c.*, COALESCE((SELECT last_seq FROM sync_sequence WHERE connection_id = c.id), 0) AS record_seq
+             FROM connection c WHERE c.id = ? AND c.tenant_id = ? AND {VISIBLE}"
+        ))
+        .bind(id_text(id.0))
+        .bind(id_text(scope.tenant_id().0))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(ReadableConnection { connection: rows::connection(&row)?, record_seq: int(&row, "record_seq")? })
     }
 
     async fn get_record(
@@ -238,6 +252,12 @@ fn list_query(
     query.push_bind(id_text(connection.0)).push(" AND tenant_id = ").push_bind(id_text(scope.tenant_id().0));
     if let Some(parent) = filter.parent_id {
         query.push(" AND parent_id = ").push_bind(id_text(parent.0));
+        if let Some(parent_kind) = filter.parent_must_exist {
+            // Uncorrelated: SQLite evaluates it once per statement, not per row.
+            query.push(format!(" AND EXISTS (SELECT 1 FROM {parent_kind} WHERE id = "));
+            query.push_bind(id_text(parent.0)).push(" AND connection_id = ").push_bind(id_text(connection.0));
+            query.push(" AND tenant_id = ").push_bind(id_text(scope.tenant_id().0)).push(")");
+        }
     }
     if let Some(provider_id) = &filter.provider_id {
         query.push(" AND provider_id = ").push_bind(provider_id.clone());
@@ -311,6 +331,7 @@ mod tests {
         let parent = Some(RecordId(uuid::Uuid::now_v7()));
         let under = RecordFilter { parent_id: parent, ..RecordFilter::default() };
         let from = RecordFilter { time_min: Some(Utc::now()), ..under.clone() };
+        let checked = RecordFilter { parent_must_exist: Some(RecordKind::GoogleCalendar), ..under.clone() };
         let cases = [
             (RecordKind::GoogleEvent, &under, None, "google_event_parent_idx (connection_id=? AND parent_id=?)"),
             (
@@ -320,6 +341,7 @@ mod tests {
                 "google_event_parent_idx (connection_id=? AND parent_id=? AND id>?)",
             ),
             (RecordKind::GoogleEvent, &from, None, "google_event_parent_idx (connection_id=? AND parent_id=?)"),
+            (RecordKind::GoogleEvent, &checked, None, "google_event_parent_idx (connection_id=? AND parent_id=?)"),
             (RecordKind::MondayItem, &under, None, "monday_item_parent_idx (connection_id=? AND parent_id=?)"),
         ];
         for (kind, filter, after, index) in cases {

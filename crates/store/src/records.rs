@@ -140,6 +140,10 @@ pub struct PageOutcome {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordFilter {
     pub parent_id: Option<RecordId>,
+    /// With `parent_id`: rows only while that parent, a record of this kind of the same
+    /// connection, exists (tombstoned or not). A reader that needs the parent to exist checks it
+    /// in the page's own statement and reads the parent separately only for an empty page.
+    pub parent_must_exist: Option<RecordKind>,
     pub provider_id: Option<String>,
     pub series_id: Option<String>,
     /// Keep records whose `[starts_at, ends_at)` overlaps `[time_min, time_max)`; a missing
@@ -168,6 +172,18 @@ pub struct Rewrap {
     pub hash: Vec<u8>,
 }
 
+/// A connection as the read API opens it, with the validator of its record pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadableConnection {
+    /// What [`ConnectionStore::get_connection`] answers (visible connections only).
+    pub connection: Connection,
+    /// The connection's record high-water mark: the last `change_seq` any write of its records
+    /// took, 0 before the first. Every write that changes what a record page answers moves it
+    /// (upserts, tombstones, sweeps, write-back); a purge only follows a disconnect, which hides
+    /// the connection first, and a rewrap changes the ciphertext, not the opened record.
+    pub record_seq: i64,
+}
+
 /// How many record ciphertexts one key id encrypts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordKeyUsage {
@@ -189,6 +205,9 @@ pub trait RecordStore: Send + Sync {
         records: Vec<RecordWrite>,
         now: DateTime<Utc>,
     ) -> StoreResult<PageOutcome>;
+    /// The connection (visible only, as `get_connection`) and its record high-water mark, in
+    /// one indexed query: what the read API checks its cached pages against on every request.
+    async fn readable_connection(&self, scope: TenantScope, id: ConnectionId) -> StoreResult<ReadableConnection>;
     /// One record of the connection (tombstones included).
     async fn get_record(
         &self,

@@ -66,6 +66,10 @@ pub struct ConfigArgs {
     /// Apply pending migrations at start-up (`patchbay migrate` does it on demand).
     #[arg(long, env = "PATCHBAY_RUN_MIGRATIONS", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
     pub run_migrations: bool,
+    /// Bytes of encoded record pages one instance keeps for repeated reads (0 disables the
+    /// cache; ETags and 304s work either way). Dropped whole after 30 s without a hit.
+    #[arg(long, env = "PATCHBAY_READ_CACHE_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub read_cache_bytes: usize,
     /// Jobs one instance runs at once.
     #[arg(long, env = "PATCHBAY_WORKER_CONCURRENCY", default_value_t = 4, global = true)]
     pub worker_concurrency: usize,
@@ -289,6 +293,7 @@ impl ConfigArgs {
             log_filter: self.log.clone().or_else(|| env.var("RUST_LOG")).unwrap_or_else(|| "info".into()),
             log_format: self.log_format.unwrap_or(if production { LogFormat::Json } else { LogFormat::Pretty }),
             allow_private_endpoints: self.allow_private_endpoints,
+            read_cache_bytes: self.read_cache_bytes,
             worker_concurrency: self.worker_concurrency.max(1),
             worker_lease: std::time::Duration::from_secs(self.worker_lease_seconds.max(1)),
             worker_poll: std::time::Duration::from_millis(self.worker_poll_ms.max(1)),

@@ -120,6 +120,8 @@ pub struct Settings {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub allow_private_endpoints: bool,
+    /// `PATCHBAY_READ_CACHE_BYTES`: the record page cache's budget (0: off).
+    pub read_cache_bytes: usize,
     pub worker_concurrency: usize,
     /// `PATCHBAY_WORKER_LEASE_SECONDS`.
     pub worker_lease: Duration,

@@ -11,6 +11,7 @@ mod helpers;
 mod migrate;
 mod openapi;
 mod proxy;
+mod read_cache;
 mod records;
 mod rotation;
 mod routes;

@@ -362,3 +362,72 @@ pub async fn record_rewraps_are_guarded_by_the_old_ciphertext(store: Arc<dyn Sto
     );
     assert_eq!(store.record_key_usage().await.unwrap(), usage(2, 2));
 }
+
+/// The read API's page validator: `readable_connection` answers the visible connection with
+/// its record high-water mark, which every write that changes what a page answers moves (a sync
+/// upsert, a tombstone, a sweep, a write-back) and which nothing else moves (an unchanged page,
+/// a rewrap: same opened content). Another tenant gets `NotFound`.
+pub async fn the_record_seq_moves_with_every_record_write(store: Arc<dyn Store>) {
+    let now = t0();
+    let f = fixture(&*store, "org:records-validator", now).await;
+    let item = RecordKind::MondayItem;
+    let seq = || async { store.readable_connection(f.scope, f.connection.id).await.unwrap().record_seq };
+    let first = store.readable_connection(f.scope, f.connection.id).await.unwrap();
+    assert_eq!(first.connection, store.get_connection(f.scope, f.connection.id).await.unwrap());
+    assert_eq!(first.record_seq, 0, "no record written yet");
+
+    let two = vec![f.upsert(item, "a", None, fields(1)), f.upsert(item, "b", None, fields(2))];
+    store.apply_page(f.page("items", 0, 1, two.clone(), vec![])).await.unwrap();
+    let upserted = seq().await;
+    assert!(upserted > 0, "a sync upsert moves it");
+    store.apply_page(f.page("items", 1, 1, two, vec![])).await.unwrap();
+    assert_eq!(seq().await, upserted, "an unchanged page does not");
+    store.apply_page(f.page("items", 2, 1, vec![f.upsert(item, "a", None, fields(3))], vec![])).await.unwrap();
+    let changed = seq().await;
+    assert!(changed > upserted, "a changed record moves it");
+
+    store.apply_page(f.page("items", 3, 1, vec![f.delete(item, "a")], vec![])).await.unwrap();
+    let tombstoned = seq().await;
+    assert!(tombstoned > changed, "a tombstone moves it");
+    let sweep = Sweep { kind: item, parent_id: None, generation: 2 };
+    let page = f.page("items", 4, 2, vec![f.upsert(item, "c", None, fields(4))], vec![sweep]);
+    store.apply_page(page).await.unwrap();
+    assert!(f.get(&*store, item, "b").await.unwrap().deleted_at.is_some(), "the sweep tombstoned b");
+    let swept = seq().await;
+    assert!(swept > tombstoned + 1, "the sweep's tombstone moves it beyond the upsert of its page");
+
+    store.upsert_records(f.scope, f.connection.id, vec![f.upsert(item, "c", None, fields(5))], now).await.unwrap();
+    let written_back = seq().await;
+    assert!(written_back > swept, "a write-back moves it");
+
+    let c = f.get(&*store, item, "c").await.unwrap();
+    let rewrap = Rewrap { key_id: 2, sealed: vec![7, 7], hash: vec![8; 32] };
+    assert!(store.rewrap_record(item, c.id, &c.fields.sealed, rewrap).await.unwrap());
+    assert_eq!(seq().await, written_back, "a rewrap (same opened content) does not");
+
+    let (other, _) = tenant_with_user(&*store, "org:records-validator-other").await;
+    let foreign = store.readable_connection(other, f.connection.id).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound)), "{foreign:?}");
+}
+
+/// `parent_must_exist`: a page under a parent answers its rows only while the parent record
+/// exists (tombstoned or not), in the page's own statement, and never another tenant's.
+pub async fn a_page_can_require_its_parent_in_the_same_query(store: Arc<dyn Store>) {
+    let now = t0();
+    let f = fixture(&*store, "org:records-parent-check", now).await;
+    let (item, board) = (RecordKind::MondayItem, RecordKind::MondayBoard);
+    let items = (0..3).map(|n| f.upsert(item, &format!("i{n}"), Some("b1"), fields(n))).collect();
+    store.apply_page(f.page("items", 0, 1, items, vec![])).await.unwrap();
+    let under = RecordFilter { parent_id: Some(f.id(board, "b1")), ..RecordFilter::default() };
+    let checked = RecordFilter { parent_must_exist: Some(board), ..under.clone() };
+    let all = f.all(&*store, item, &under, 10).await;
+    assert_eq!(all.len(), 3, "without the check: the items");
+    assert!(f.all(&*store, item, &checked, 10).await.is_empty(), "no board b1 yet: nothing");
+    store.apply_page(f.page("items", 1, 1, vec![f.upsert(board, "b1", None, fields(9))], vec![])).await.unwrap();
+    assert_eq!(f.all(&*store, item, &checked, 2).await, all, "with the board: the same items, in pages");
+    store.apply_page(f.page("items", 2, 1, vec![f.delete(board, "b1")], vec![])).await.unwrap();
+    assert_eq!(f.all(&*store, item, &checked, 10).await.len(), 3, "a tombstoned parent still exists");
+    let (other, _) = tenant_with_user(&*store, "org:records-parent-check-other").await;
+    let page = store.list_records(other, f.connection.id, item, &checked, Page::first()).await;
+    assert!(page.is_err() || page.is_ok_and(|p| p.items.is_empty()), "another tenant reads nothing");
+}

@@ -85,6 +85,8 @@ on_both_stores!(
     records_are_invisible_to_other_tenants,
     purge_deletes_records_in_batches_until_nothing_is_left,
     record_rewraps_are_guarded_by_the_old_ciphertext,
+    the_record_seq_moves_with_every_record_write,
+    a_page_can_require_its_parent_in_the_same_query,
     a_change_feed_reader_misses_nothing_while_four_writers_commit,
     // budgets, breakers and idempotency
     gcra_admits_the_burst_then_refuses_until_it_refills,

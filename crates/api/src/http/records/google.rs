@@ -8,17 +8,19 @@
 //! [`MAX_INSTANCES`] events, else 400 — occurrences are generated, so there is no stable row to
 //! page after, and a bounded window is what calendar clients ask for anyway.
 
+use super::cache::{self, encode};
 use super::expand::expand;
 use super::views::{CalendarFields, EventFields, View};
-use super::{connection_of, parse_time, sealer};
+use super::{parse_time, sealer};
 use crate::auth::{Need, Principal};
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::pagination::{List, ListOut};
 use crate::http::problem::{ApiError, Problem, ProblemCode};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::Json;
-use patchbay_store::{ConnectionId, ProviderId, RecordFilter, RecordId, RecordKind};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use patchbay_store::{ConnectionId, Page, ProviderId, RecordFilter, RecordId, RecordKind};
 use patchbay_sync::recurrence::Window;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -73,7 +75,8 @@ pub struct EventQuery {
 
 #[utoipa::path(get, path = "/v1/connections/{id}/google/calendars", tag = "records",
     params(("id" = String, Path, format = Uuid, description = "Connection id"), CalendarQuery),
-    responses((status = 200, description = "One page of the connection's synced calendars", body = ListOut<CalendarOut>),
+    responses((status = 200, description = "One page of the connection's synced calendars", body = ListOut<CalendarOut>, headers(("ETag" = String, description = "Strong validator of this page; send it back as `If-None-Match`"))),
+        (status = 304, description = "`If-None-Match` named this page's current ETag: nothing changed, no body"),
         (status = 400, description = "`invalid_query` / `invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`: an API key without `read`", body = Problem, content_type = "application/problem+json"),
@@ -83,20 +86,26 @@ async fn list_calendars(
     principal: Principal,
     ApiPath(id): ApiPath<ConnectionId>,
     ApiQuery(query): ApiQuery<CalendarQuery>,
-) -> Result<Json<ListOut<CalendarOut>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     principal.require(Need::Read)?;
     let page = List::GoogleCalendars.page(query.limit, query.cursor.as_deref())?;
-    connection_of(&state, &principal, id, ProviderId::Google).await?;
-    let filter = RecordFilter { provider_id: query.provider_id, ..RecordFilter::default() };
-    let rows = state.store.list_records(principal.scope(), id, RecordKind::GoogleCalendar, &filter, page).await?;
-    let sealer = sealer(&state);
-    Ok(Json(ListOut::from_page(List::GoogleCalendars, rows, |r| View::open(&sealer, &r))))
+    let key = format!("google-calendars {page:?} {:?}", query.provider_id);
+    cache::page(&state, &principal, (id, ProviderId::Google), key, &headers, |_| async {
+        let filter = RecordFilter { provider_id: query.provider_id.clone(), ..RecordFilter::default() };
+        let rows = state.store.list_records(principal.scope(), id, RecordKind::GoogleCalendar, &filter, page).await?;
+        let sealer = sealer(&state);
+        let rows_len = rows.items.len();
+        encode(&ListOut::from_page(List::GoogleCalendars, rows, |r| CalendarOut::open(&sealer, &r)), rows_len)
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}/google/calendars/{calendar}/events", tag = "records",
     params(("id" = String, Path, format = Uuid, description = "Connection id"),
         ("calendar" = String, Path, format = Uuid, description = "The calendar's Patchbay id"), EventQuery),
-    responses((status = 200, description = "One page of the calendar's events (the whole window with `expand=instances`)", body = ListOut<EventOut>),
+    responses((status = 200, description = "One page of the calendar's events (the whole window with `expand=instances`)", body = ListOut<EventOut>, headers(("ETag" = String, description = "Strong validator of this page; send it back as `If-None-Match`"))),
+        (status = 304, description = "`If-None-Match` named this page's current ETag: nothing changed, no body"),
         (status = 400, description = "`invalid_query`: a bad `time_min`/`time_max` (named), `time_min` not before `time_max`, `expand` without a window, a window over 366 days or over 2,500 events; `invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`: an API key without `read`", body = Problem, content_type = "application/problem+json"),
@@ -106,7 +115,8 @@ async fn list_events(
     principal: Principal,
     ApiPath((id, calendar)): ApiPath<(ConnectionId, RecordId)>,
     ApiQuery(query): ApiQuery<EventQuery>,
-) -> Result<Json<ListOut<EventOut>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     principal.require(Need::Read)?;
     let time_min = parse_time("time_min", query.time_min.as_deref())?;
     let time_max = parse_time("time_max", query.time_max.as_deref())?;
@@ -121,22 +131,48 @@ async fn list_events(
         Some(_) => return Err(ApiError::new(ProblemCode::InvalidQuery, "`expand` takes only `instances`")),
     };
     let page = List::GoogleEvents.page(query.limit, query.cursor.as_deref())?;
-    connection_of(&state, &principal, id, ProviderId::Google).await?;
-    let calendar = state.store.get_record(principal.scope(), id, RecordKind::GoogleCalendar, calendar).await?;
-    let sealer = sealer(&state);
-    if let Some(window) = expand_window {
-        let data = expand(&state, &principal, &sealer, &calendar, window).await?;
-        return Ok(Json(ListOut { data, next_cursor: None }));
-    }
     let filter = RecordFilter {
-        parent_id: Some(calendar.id),
+        parent_id: Some(calendar),
+        parent_must_exist: Some(RecordKind::GoogleCalendar),
         provider_id: query.provider_id,
         time_min,
         time_max,
         ..RecordFilter::default()
     };
-    let rows = state.store.list_records(principal.scope(), id, RecordKind::GoogleEvent, &filter, page).await?;
-    Ok(Json(ListOut::from_page(List::GoogleEvents, rows, |r| View::open(&sealer, &r))))
+    let key = format!("google-events {page:?} {filter:?} {}", expand_window.is_some());
+    let events = Events { state: &state, principal: &principal, connection: id, calendar, filter, page };
+    cache::page(&state, &principal, (id, ProviderId::Google), key, &headers, |_| events.body(expand_window)).await
+}
+
+/// One request's events page, built when no cached body answers it.
+struct Events<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    connection: ConnectionId,
+    calendar: RecordId,
+    filter: RecordFilter,
+    page: Page,
+}
+
+impl Events<'_> {
+    /// The encoded page: the window's occurrences, or a page of stored events read in one query
+    /// that also checks the calendar (read separately only when the page is empty, for its 404).
+    async fn body(self, expand_window: Option<Window>) -> Result<Vec<u8>, ApiError> {
+        let (store, scope) = (&self.state.store, self.principal.scope());
+        let sealer = sealer(self.state);
+        if let Some(window) = expand_window {
+            let calendar = store.get_record(scope, self.connection, RecordKind::GoogleCalendar, self.calendar).await?;
+            let data = expand(self.state, self.principal, &sealer, &calendar, window).await?;
+            let rows = data.len();
+            return encode(&ListOut { data, next_cursor: None }, rows);
+        }
+        let rows = store.list_records(scope, self.connection, RecordKind::GoogleEvent, &self.filter, self.page).await?;
+        if rows.items.is_empty() {
+            store.get_record(scope, self.connection, RecordKind::GoogleCalendar, self.calendar).await?;
+        }
+        let len = rows.items.len();
+        encode(&ListOut::from_page(List::GoogleEvents, rows, |r| EventOut::open(&sealer, &r)), len)
+    }
 }
 
 /// The window `expand=instances` needs: both bounds, at most [`MAX_WINDOW_DAYS`] apart.

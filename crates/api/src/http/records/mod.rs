@@ -10,6 +10,7 @@
 //! - A route of the other provider (monday routes on a Google connection) answers 404, like
 //!   another tenant's or another user's connection.
 
+pub mod cache;
 pub mod changes;
 mod expand;
 pub mod google;

@@ -2,15 +2,17 @@
 //! Boards answer with their columns and groups nested (those are records of their own, parent =
 //! board, listed per board of the page).
 
+use super::cache::{self, encode};
+use super::sealer;
 use super::views::{BoardFields, ColumnFields, GroupFields, ItemFields, View};
-use super::{connection_of, sealer};
 use crate::auth::{Need, Principal};
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::pagination::{List, ListOut};
 use crate::http::problem::{ApiError, Problem};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use patchbay_store::{ConnectionId, Page, ProviderId, RecordFilter, RecordId, RecordKind};
 use patchbay_sync::seal::Sealer;
 use serde::{Deserialize, Serialize};
@@ -66,7 +68,8 @@ pub struct ItemQuery {
 
 #[utoipa::path(get, path = "/v1/connections/{id}/monday/boards", tag = "records",
     params(("id" = String, Path, format = Uuid, description = "Connection id"), BoardQuery),
-    responses((status = 200, description = "One page of the connection's synced boards, with columns and groups", body = ListOut<BoardOut>),
+    responses((status = 200, description = "One page of the connection's synced boards, with columns and groups", body = ListOut<BoardOut>, headers(("ETag" = String, description = "Strong validator of this page; send it back as `If-None-Match`"))),
+        (status = 304, description = "`If-None-Match` named this page's current ETag: nothing changed, no body"),
         (status = 400, description = "`invalid_query` / `invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`: an API key without `read`", body = Problem, content_type = "application/problem+json"),
@@ -76,20 +79,25 @@ async fn list_boards(
     principal: Principal,
     ApiPath(id): ApiPath<ConnectionId>,
     ApiQuery(query): ApiQuery<BoardQuery>,
-) -> Result<Json<ListOut<BoardOut>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     principal.require(Need::Read)?;
     let page = List::MondayBoards.page(query.limit, query.cursor.as_deref())?;
-    connection_of(&state, &principal, id, ProviderId::Monday).await?;
     let filter = RecordFilter { provider_id: query.provider_id, ..RecordFilter::default() };
-    let boards = state.store.list_records(principal.scope(), id, RecordKind::MondayBoard, &filter, page).await?;
-    let sealer = sealer(&state);
-    let mut data = Vec::with_capacity(boards.items.len());
-    for record in &boards.items {
-        let columns = nested(&state, &principal, &sealer, id, RecordKind::MondayColumn, record.id).await?;
-        let groups = nested(&state, &principal, &sealer, id, RecordKind::MondayGroup, record.id).await?;
-        data.push(BoardOut { board: View::open(&sealer, record), columns, groups });
-    }
-    Ok(Json(ListOut { data, next_cursor: boards.next_cursor.map(|c| List::MondayBoards.cursor(c)) }))
+    let key = format!("monday-boards {page:?} {filter:?}");
+    cache::page(&state, &principal, (id, ProviderId::Monday), key, &headers, |_| async {
+        let boards = state.store.list_records(principal.scope(), id, RecordKind::MondayBoard, &filter, page).await?;
+        let sealer = sealer(&state);
+        let mut data = Vec::with_capacity(boards.items.len());
+        for record in &boards.items {
+            let columns = nested(&state, &principal, &sealer, id, RecordKind::MondayColumn, record.id).await?;
+            let groups = nested(&state, &principal, &sealer, id, RecordKind::MondayGroup, record.id).await?;
+            data.push(BoardOut { board: View::open(&sealer, record), columns, groups });
+        }
+        let rows = data.len() * 4;
+        encode(&ListOut { data, next_cursor: boards.next_cursor.map(|c| List::MondayBoards.cursor(c)) }, rows)
+    })
+    .await
 }
 
 /// A board's live columns or groups (unreadable ones are left out of the nesting: they are
@@ -111,7 +119,8 @@ async fn nested<F: serde::de::DeserializeOwned>(
 #[utoipa::path(get, path = "/v1/connections/{id}/monday/boards/{board}/items", tag = "records",
     params(("id" = String, Path, format = Uuid, description = "Connection id"),
         ("board" = String, Path, format = Uuid, description = "The board's Patchbay id"), ItemQuery),
-    responses((status = 200, description = "One page of the board's synced items", body = ListOut<ItemOut>),
+    responses((status = 200, description = "One page of the board's synced items", body = ListOut<ItemOut>, headers(("ETag" = String, description = "Strong validator of this page; send it back as `If-None-Match`"))),
+        (status = 304, description = "`If-None-Match` named this page's current ETag: nothing changed, no body"),
         (status = 400, description = "`invalid_query` / `invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`: an API key without `read`", body = Problem, content_type = "application/problem+json"),
@@ -121,23 +130,32 @@ async fn list_items(
     principal: Principal,
     ApiPath((id, board)): ApiPath<(ConnectionId, RecordId)>,
     ApiQuery(query): ApiQuery<ItemQuery>,
-) -> Result<Json<ListOut<ItemOut>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     principal.require(Need::Read)?;
     let page = List::MondayItems.page(query.limit, query.cursor.as_deref())?;
-    connection_of(&state, &principal, id, ProviderId::Monday).await?;
-    let board = state.store.get_record(principal.scope(), id, RecordKind::MondayBoard, board).await?;
-    let filter = RecordFilter { parent_id: Some(board.id), provider_id: query.provider_id, ..RecordFilter::default() };
-    let items = state.store.list_records(principal.scope(), id, RecordKind::MondayItem, &filter, page).await?;
-    let sealer = sealer(&state);
-    let data = items
-        .items
-        .iter()
-        .map(|r| View::<ItemFields>::open(&sealer, r))
-        .filter(|item| match (&query.group_id, &item.fields) {
-            (None, _) => true,
-            (Some(want), Some(fields)) => fields.group.as_ref().and_then(|g| g.id.as_ref()) == Some(want),
-            (Some(_), None) => false,
-        })
-        .collect();
-    Ok(Json(ListOut { data, next_cursor: items.next_cursor.map(|c| List::MondayItems.cursor(c)) }))
+    let key = format!("monday-items {board} {page:?} {:?} {:?}", query.provider_id, query.group_id);
+    cache::page(&state, &principal, (id, ProviderId::Monday), key, &headers, |_| async {
+        let board = state.store.get_record(principal.scope(), id, RecordKind::MondayBoard, board).await?;
+        let filter = RecordFilter {
+            parent_id: Some(board.id),
+            provider_id: query.provider_id.clone(),
+            ..RecordFilter::default()
+        };
+        let items = state.store.list_records(principal.scope(), id, RecordKind::MondayItem, &filter, page).await?;
+        let sealer = sealer(&state);
+        let data: Vec<ItemOut> = items
+            .items
+            .iter()
+            .map(|r| View::<ItemFields>::open(&sealer, r))
+            .filter(|item| match (&query.group_id, &item.fields) {
+                (None, _) => true,
+                (Some(want), Some(fields)) => fields.group.as_ref().and_then(|g| g.id.as_ref()) == Some(want),
+                (Some(_), None) => false,
+            })
+            .collect();
+        let rows = data.len();
+        encode(&ListOut { data, next_cursor: items.next_cursor.map(|c| List::MondayItems.cursor(c)) }, rows)
+    })
+    .await
 }
