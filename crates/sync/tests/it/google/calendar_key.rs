@@ -38,7 +38,7 @@ async fn the_same_event_in_two_calendars_is_two_records_changed_and_cancelled_ap
             ..RecordFilter::default()
         };
         let page = world.store.list_records(scope, conn.id, RecordKind::GoogleEvent, &filter, Page::first()).await;
-        assert_eq!(page.unwrap().items, [want.clone()], "{calendar} serves its own copy");
+        assert_eq!(page.unwrap().items, std::slice::from_ref(want), "{calendar} serves its own copy");
     }
     assert_eq!(feed_live_set(&world, &conn).await, live_set(&world, &conn).await);
     let after_full = high_water(&world, &conn).await;
