@@ -27,29 +27,45 @@ struct Net {
     delete_after: bool,
 }
 
-/// One kind's share of a write, one [`Net`] per provider id in first-seen order.
+/// What a row is found by: its provider id, and its parent for a kind keyed by parent (events).
+type Key = (Option<uuid::Uuid>, String);
+
+/// The key of a write; a write of a kind keyed by parent without one is refused.
+fn key_of(write: &RecordWrite) -> StoreResult<Key> {
+    if !write.kind.keyed_by_parent() {
+        return Ok((None, write.provider_id.clone()));
+    }
+    match write.parent_id {
+        Some(parent) => Ok((Some(parent.0), write.provider_id.clone())),
+        None => Err(StoreError::Other(format!("a {} write must name its parent", write.kind))),
+    }
+}
+
+/// One kind's share of a write, one [`Net`] per key in first-seen order.
 #[derive(Default)]
 struct KindWrites {
     order: Vec<Net>,
-    index: HashMap<String, usize>,
+    index: HashMap<Key, usize>,
 }
 
 impl KindWrites {
-    fn push(&mut self, mut write: RecordWrite) {
+    fn push(&mut self, mut write: RecordWrite) -> StoreResult<()> {
+        let key = key_of(&write)?;
         // Moved out, not cloned: the ciphertext is the bulk of a page.
         let upsert = match std::mem::replace(&mut write.change, RecordChange::Delete) {
             RecordChange::Upsert(fields) => Some(fields),
             RecordChange::Delete => None,
         };
-        match (self.index.get(&write.provider_id), upsert) {
+        match (self.index.get(&key), upsert) {
             (Some(&i), Some(fields)) => self.order[i] = Net { write, upsert: Some(fields), delete_after: false },
             (Some(&i), None) => self.order[i].delete_after = true,
             (None, upsert) => {
-                self.index.insert(write.provider_id.clone(), self.order.len());
+                self.index.insert(key, self.order.len());
                 let delete_after = upsert.is_none();
                 self.order.push(Net { write, upsert, delete_after });
             }
         }
+        Ok(())
     }
 }
 
@@ -118,36 +134,52 @@ pub(crate) async fn write_records(
 
     let mut by_kind: HashMap<RecordKind, KindWrites> = HashMap::new();
     for write in records {
-        by_kind.entry(write.kind).or_default().push(write);
+        by_kind.entry(write.kind).or_default().push(write)?;
     }
     for kind in RecordKind::ALL {
         let Some(writes) = by_kind.remove(&kind) else { continue };
         let table = kind.as_str();
+        let keyed = kind.keyed_by_parent();
+        // A kind keyed by parent is found under its parents (the unique key leads with them),
+        // legacy rows (generation -1, from before events were keyed by calendar) left out.
+        let scoped = if keyed { " AND t.parent_id = u.parent_id AND t.generation >= 0" } else { "" };
         let ids: Vec<&str> = writes.order.iter().map(|n| n.write.provider_id.as_str()).collect();
+        let parents: Vec<Option<uuid::Uuid>> = writes.order.iter().map(|n| n.write.parent_id.map(|p| p.0)).collect();
+        // Both lists as `= ANY` (an index scan on the key; the (parent, id) pairs are matched
+        // below); a page of events names one calendar, so nothing is over-read in practice.
+        let under = if keyed { " AND parent_id = ANY($3) AND generation >= 0" } else { "" };
         let found = sqlx::query(&format!(
-            "SELECT provider_id, hash, deleted_at IS NOT NULL AS dead FROM {table}
-             WHERE connection_id = $1 AND provider_id = ANY($2)"
+            "SELECT parent_id, provider_id, hash, deleted_at IS NOT NULL AS dead FROM {table}
+             WHERE connection_id = $1 AND provider_id = ANY($2){under}"
         ))
         .bind(connection.0)
         .bind(&ids)
+        .bind(&parents)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        let mut stored: HashMap<String, (Vec<u8>, bool)> = HashMap::with_capacity(found.len());
+        let mut stored: HashMap<Key, (Vec<u8>, bool)> = HashMap::with_capacity(found.len());
         for row in &found {
+            let parent: Option<uuid::Uuid> = row.try_get("parent_id").map_err(db_err)?;
+            // A row of another parent with a provider id of this page is simply never looked up.
             stored.insert(
-                row.try_get("provider_id").map_err(db_err)?,
+                (parent.filter(|_| keyed), row.try_get("provider_id").map_err(db_err)?),
                 (row.try_get("hash").map_err(db_err)?, row.try_get("dead").map_err(db_err)?),
             );
         }
         let mut upserts = Upserts::default();
-        let (mut tombstones, mut tombstone_seqs, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tombstones, mut tombstone_parents, mut tombstone_seqs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut seen, mut seen_parents) = (Vec::new(), Vec::new());
         for Net { write, upsert, delete_after } in writes.order {
-            let mut live = matches!(stored.get(&write.provider_id), Some((_, false)));
-            let tombstone = delete_after.then(|| write.provider_id.clone());
+            let key = key_of(&write)?;
+            let mut live = matches!(stored.get(&key), Some((_, false)));
+            let tombstone = delete_after.then(|| key.clone());
             if let Some(fields) = upsert {
-                match stored.get(&write.provider_id) {
-                    Some((hash, false)) if *hash == fields.hash => seen.push(write.provider_id),
+                match stored.get(&key) {
+                    Some((hash, false)) if *hash == fields.hash => {
+                        seen.push(write.provider_id);
+                        seen_parents.push(key.0);
+                    }
                     _ => {
                         last_seq += 1;
                         upserts.push(write, fields, last_seq);
@@ -155,9 +187,10 @@ pub(crate) async fn write_records(
                 }
                 live = true;
             }
-            if let (Some(provider_id), true) = (tombstone, live) {
+            if let (Some((parent, provider_id)), true) = (tombstone, live) {
                 last_seq += 1;
                 tombstones.push(provider_id);
+                tombstone_parents.push(parent);
                 tombstone_seqs.push(last_seq);
             }
         }
@@ -165,18 +198,19 @@ pub(crate) async fn write_records(
         written.unchanged += seen.len() as u64;
         written.deleted += tombstones.len() as u64;
         if !upserts.id.is_empty() {
-            upsert(&mut *conn, table, tenant, connection, generation, upserts, now).await?;
+            upsert(&mut *conn, kind, tenant, connection, generation, upserts, now).await?;
         }
         if !tombstones.is_empty() {
             sqlx::query(&format!(
                 "UPDATE {table} AS t SET deleted_at = $1, updated_at = $1, change_seq = u.seq
-                 FROM UNNEST($3::text[], $4::int8[]) AS u(provider_id, seq)
-                 WHERE t.connection_id = $2 AND t.provider_id = u.provider_id"
+                 FROM UNNEST($3::text[], $4::int8[], $5::uuid[]) AS u(provider_id, seq, parent_id)
+                 WHERE t.connection_id = $2 AND t.provider_id = u.provider_id{scoped}"
             ))
             .bind(now)
             .bind(connection.0)
             .bind(&tombstones)
             .bind(&tombstone_seqs)
+            .bind(&tombstone_parents)
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
@@ -184,12 +218,14 @@ pub(crate) async fn write_records(
         if let (Some(generation), false) = (generation, seen.is_empty()) {
             // Seen again unchanged: only the mark of this generation, no new seq, no updated_at.
             sqlx::query(&format!(
-                "UPDATE {table} SET generation = $1
-                 WHERE connection_id = $2 AND provider_id = ANY($3) AND generation <> $1"
+                "UPDATE {table} AS t SET generation = $1
+                 FROM UNNEST($3::text[], $4::uuid[]) AS u(provider_id, parent_id)
+                 WHERE t.connection_id = $2 AND t.provider_id = u.provider_id AND t.generation <> $1{scoped}"
             ))
             .bind(generation)
             .bind(connection.0)
             .bind(&seen)
+            .bind(&seen_parents)
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
@@ -233,13 +269,20 @@ pub(crate) async fn write_records(
 /// Inserts or rewrites one kind's changed rows in one statement (a tombstoned row comes back).
 async fn upsert(
     conn: &mut PgConnection,
-    table: &str,
+    kind: RecordKind,
     tenant: TenantId,
     connection: ConnectionId,
     generation: Option<i64>,
     u: Upserts,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let table = kind.as_str();
+    // Events: the partial key, legacy rows (generation -1) left for the sweep.
+    let target = if kind.keyed_by_parent() {
+        "(connection_id, parent_id, provider_id) WHERE generation >= 0"
+    } else {
+        "(connection_id, provider_id)"
+    };
     sqlx::query(&format!(
         "INSERT INTO {table} AS t (id, tenant_id, connection_id, provider_id, parent_id, hash, sealed, key_id,
              starts_at, ends_at, series_id, status, provider_updated_at, generation, change_seq, deleted_at,
@@ -251,7 +294,7 @@ async fn upsert(
                      $16::int8[])
              AS u(id, provider_id, parent_id, hash, sealed, key_id, starts_at, ends_at, series_id, status,
                   provider_updated_at, seq)
-         ON CONFLICT (connection_id, provider_id) DO UPDATE SET
+         ON CONFLICT {target} DO UPDATE SET
              parent_id = excluded.parent_id, hash = excluded.hash, sealed = excluded.sealed,
              key_id = excluded.key_id, starts_at = excluded.starts_at, ends_at = excluded.ends_at,
              series_id = excluded.series_id, status = excluded.status,

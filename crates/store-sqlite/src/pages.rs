@@ -47,12 +47,20 @@ pub(crate) async fn write_records(
         seq: base,
         outcome: PageOutcome::default(),
     };
-    let mut kinds: Vec<RecordKind> = records.iter().map(|r| r.kind).collect();
-    kinds.sort();
-    kinds.dedup();
-    for kind in kinds {
-        let writes: Vec<&RecordWrite> = records.iter().filter(|r| r.kind == kind).collect();
-        batch.write_kind(conn, kind, &writes, generation).await?;
+    // A kind keyed by parent (events) is written per parent: its rows are found by (parent,
+    // provider id), so every statement of a group names the parent.
+    let mut groups: Vec<(RecordKind, Option<RecordId>)> = Vec::new();
+    for record in records {
+        let key = (record.kind, key_parent(record)?);
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    groups.sort();
+    for (kind, parent) in groups {
+        let writes: Vec<&RecordWrite> =
+            records.iter().filter(|r| r.kind == kind && (!kind.keyed_by_parent() || r.parent_id == parent)).collect();
+        batch.write_kind(conn, kind, parent.map(|p| id_text(p.0)), &writes, generation).await?;
     }
     for sweep in sweeps {
         batch.sweep(conn, sweep).await?;
@@ -69,6 +77,40 @@ pub(crate) async fn write_records(
         .map_err(db_err)?;
     }
     Ok(batch.outcome)
+}
+
+/// The parent a write's row is found under: `None` for kinds keyed by provider id alone; a
+/// write of a kind keyed by parent without one is refused.
+fn key_parent(record: &RecordWrite) -> StoreResult<Option<RecordId>> {
+    if !record.kind.keyed_by_parent() {
+        return Ok(None);
+    }
+    match record.parent_id {
+        Some(parent) => Ok(Some(parent)),
+        None => Err(StoreError::Other(format!("a {} write must name its parent", record.kind))),
+    }
+}
+
+/// The extra condition of a statement that finds rows of a kind keyed by parent: the parent
+/// (bound last, as `placeholder`: `?` in a statement of anonymous parameters, `?N` among
+/// numbered ones, since sqlx counts anonymous ones apart) and not a legacy row (generation -1,
+/// written before events were keyed by calendar: only the sweep of a full listing touches those).
+fn parent_clause(table: RecordKind, parent: &Option<String>, placeholder: &str) -> String {
+    match parent {
+        Some(_) => format!(" AND {table}.parent_id = {placeholder} AND {table}.generation >= 0"),
+        None => String::new(),
+    }
+}
+
+/// Binds the parent of a [`parent_clause`] (nothing when there is none).
+fn bind_parent<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    parent: &'q Option<String>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    match parent {
+        Some(parent) => query.bind(parent),
+        None => query,
+    }
 }
 
 /// One page's write in progress: the last seq taken and what has been counted.
@@ -95,15 +137,17 @@ impl Batch {
         &mut self,
         conn: &mut SqliteConnection,
         kind: RecordKind,
+        parent: Option<String>,
         writes: &[&RecordWrite],
         generation: Option<i64>,
     ) -> StoreResult<()> {
-        let mut existing = self.existing(conn, kind, writes).await?;
+        let parent = &parent;
+        let mut existing = self.existing(conn, kind, parent, writes).await?;
         let mut pending = Pending::default();
         for write in writes {
             let pid = write.provider_id.as_str();
             if pending.ids.contains(pid) {
-                self.flush(conn, kind, std::mem::take(&mut pending), generation).await?;
+                self.flush(conn, kind, parent, std::mem::take(&mut pending), generation).await?;
             }
             let before = existing.get(pid);
             match &write.change {
@@ -136,24 +180,30 @@ impl Batch {
                 }
             }
         }
-        self.flush(conn, kind, pending, generation).await
+        self.flush(conn, kind, parent, pending, generation).await
     }
 
-    /// The rows the page names that exist, by provider id: one query.
+    /// The rows the page names that exist, by provider id (under `parent` for a kind keyed by
+    /// parent): one query.
     async fn existing(
         &self,
         conn: &mut SqliteConnection,
         kind: RecordKind,
+        parent: &Option<String>,
         writes: &[&RecordWrite],
     ) -> StoreResult<HashMap<String, Existing>> {
         let ids = serde_json::to_string(&writes.iter().map(|w| w.provider_id.as_str()).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let found = sqlx::query(&format!(
-            "SELECT provider_id, hash, deleted_at IS NOT NULL AS gone, generation FROM {kind}
-             WHERE connection_id = ? AND provider_id IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(&self.connection)
-        .bind(ids)
+        let found = bind_parent(
+            sqlx::query(&format!(
+                "SELECT provider_id, hash, deleted_at IS NOT NULL AS gone, generation FROM {kind}
+             WHERE connection_id = ? AND provider_id IN (SELECT value FROM json_each(?)){}",
+                parent_clause(kind, parent, "?")
+            ))
+            .bind(&self.connection)
+            .bind(ids),
+            parent,
+        )
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -174,6 +224,7 @@ impl Batch {
         &self,
         conn: &mut SqliteConnection,
         kind: RecordKind,
+        parent: &Option<String>,
         pending: Pending<'_>,
         generation: Option<i64>,
     ) -> StoreResult<()> {
@@ -184,16 +235,21 @@ impl Batch {
         for row in chunks.remainder() {
             self.upsert(conn, kind, std::slice::from_ref(row)).await?;
         }
+        let scoped = parent_clause(kind, parent, "?");
         if !pending.deletes.is_empty() {
             let pairs = serde_json::to_string(&pending.deletes).map_err(|e| StoreError::Other(e.to_string()))?;
-            sqlx::query(&format!(
-                "UPDATE {kind} SET deleted_at = ?1, updated_at = ?1, change_seq = d.seq
+            bind_parent(
+                sqlx::query(&format!(
+                    "UPDATE {kind} SET deleted_at = ?1, updated_at = ?1, change_seq = d.seq
                  FROM (SELECT value ->> 0 AS pid, value ->> 1 AS seq FROM json_each(?3)) AS d
-                 WHERE {kind}.connection_id = ?2 AND {kind}.provider_id = d.pid"
-            ))
-            .bind(self.now)
-            .bind(&self.connection)
-            .bind(pairs)
+                 WHERE {kind}.connection_id = ?2 AND {kind}.provider_id = d.pid{}",
+                    parent_clause(kind, parent, "?4")
+                ))
+                .bind(self.now)
+                .bind(&self.connection)
+                .bind(pairs),
+                parent,
+            )
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
@@ -201,12 +257,16 @@ impl Batch {
         if let (Some(generation), false) = (generation, pending.seen.is_empty()) {
             // Seen, unchanged: only the generation moves (no seq, no updated_at).
             let ids = serde_json::to_string(&pending.seen).map_err(|e| StoreError::Other(e.to_string()))?;
-            sqlx::query(&format!(
-                "UPDATE {kind} SET generation = ? WHERE connection_id = ? AND provider_id IN (SELECT value FROM json_each(?))"
-            ))
-            .bind(generation)
-            .bind(&self.connection)
-            .bind(ids)
+            bind_parent(
+                sqlx::query(&format!(
+                    "UPDATE {kind} SET generation = ?
+                 WHERE connection_id = ? AND provider_id IN (SELECT value FROM json_each(?)){scoped}"
+                ))
+                .bind(generation)
+                .bind(&self.connection)
+                .bind(ids),
+                parent,
+            )
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
@@ -291,8 +351,14 @@ fn upsert_sql(kind: RecordKind, rows: usize) -> String {
         }
         sql.push_str(ROW);
     }
+    sql.push_str(if kind.keyed_by_parent() {
+        // The partial key: legacy rows (generation -1) are left for the sweep.
+        " ON CONFLICT (connection_id, parent_id, provider_id) WHERE generation >= 0"
+    } else {
+        " ON CONFLICT (connection_id, provider_id)"
+    });
     sql.push_str(
-        " ON CONFLICT (connection_id, provider_id) DO UPDATE SET parent_id = excluded.parent_id,
+        " DO UPDATE SET parent_id = excluded.parent_id,
              hash = excluded.hash, sealed = excluded.sealed, key_id = excluded.key_id,
              starts_at = excluded.starts_at, ends_at = excluded.ends_at, series_id = excluded.series_id,
              status = excluded.status, provider_updated_at = excluded.provider_updated_at,

@@ -82,6 +82,22 @@ impl RecordId {
         name.extend_from_slice(provider_id.as_bytes());
         Self(Uuid::new_v5(&connection.0, &name))
     }
+
+    /// The id of a Google event: Google's event ids are unique only within one calendar (the
+    /// same meeting has the same id in the organiser's and an attendee's calendar of one user),
+    /// so the calendar's provider id is part of the name. Derived like [`RecordId::derive`]:
+    /// UUID v5 under the connection's id of `google_event`, the calendar id and the event id,
+    /// each line-separated (neither id can hold a line break).
+    pub fn derive_event(connection: ConnectionId, calendar_provider_id: &str, event_provider_id: &str) -> Self {
+        let kind = crate::RecordKind::GoogleEvent.as_str();
+        let mut name = Vec::with_capacity(kind.len() + 2 + calendar_provider_id.len() + event_provider_id.len());
+        name.extend_from_slice(kind.as_bytes());
+        name.push(b'\n');
+        name.extend_from_slice(calendar_provider_id.as_bytes());
+        name.push(b'\n');
+        name.extend_from_slice(event_provider_id.as_bytes());
+        Self(Uuid::new_v5(&connection.0, &name))
+    }
 }
 
 /// Proof that a read is limited to one tenant. Handlers build it from an authenticated

@@ -24,6 +24,14 @@ crate::text_enum! {
 }
 
 impl RecordKind {
+    /// Whether a record of this kind is identified by its parent and provider id together
+    /// rather than by its provider id alone: Google event ids are unique only within a
+    /// calendar. Writes of such a kind must name their parent (a write without one is refused),
+    /// and their ids come from [`RecordId::derive_event`].
+    pub fn keyed_by_parent(self) -> bool {
+        matches!(self, RecordKind::GoogleEvent)
+    }
+
     /// The kinds a provider's change feed carries.
     pub fn of_provider(provider: ProviderId) -> &'static [RecordKind] {
         match provider {
@@ -81,9 +89,12 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordWrite {
     pub kind: RecordKind,
-    /// [`RecordId::derive`] of the connection, kind and provider id.
+    /// [`RecordId::derive`] of the connection, kind and provider id ([`RecordId::derive_event`]
+    /// for an event: its calendar is part of its identity).
     pub id: RecordId,
     pub provider_id: String,
+    /// The parent. For a kind [`RecordKind::keyed_by_parent`] (events) it is part of the key a
+    /// write finds its row by, deletes included, and must be set.
     pub parent_id: Option<RecordId>,
     pub change: RecordChange,
 }

@@ -73,9 +73,16 @@ impl<'a> Engine<'a> {
         self.deleted.load(Ordering::Relaxed)
     }
 
-    /// The record id of a provider object of this connection.
+    /// The record id of a provider object of this connection (not an event: see
+    /// [`Engine::event_id`]).
     pub fn id_of(&self, kind: RecordKind, provider_id: &str) -> RecordId {
         RecordId::derive(self.session.connection().id, kind, provider_id)
+    }
+
+    /// The record id of a Google event of this connection: under its calendar, since an event
+    /// id is unique only within one calendar.
+    pub fn event_id(&self, calendar_provider_id: &str, event_provider_id: &str) -> RecordId {
+        RecordId::derive_event(self.session.connection().id, calendar_provider_id, event_provider_id)
     }
 
     /// A sealed upsert of a provider object.
@@ -87,8 +94,20 @@ impl<'a> Engine<'a> {
         value: &serde_json::Value,
         clear: Clear,
     ) -> RecordWrite {
+        self.record_as(kind, self.id_of(kind, provider_id), provider_id, parent_id, value, clear)
+    }
+
+    /// A sealed upsert of a provider object under an id the caller derived (an event's).
+    pub fn record_as(
+        &self,
+        kind: RecordKind,
+        id: RecordId,
+        provider_id: &str,
+        parent_id: Option<RecordId>,
+        value: &serde_json::Value,
+        clear: Clear,
+    ) -> RecordWrite {
         let connection = self.session.connection();
-        let id = self.id_of(kind, provider_id);
         let sealed = self.sealer.seal(connection.tenant_id, connection.id, kind, id, value);
         RecordWrite {
             kind,
@@ -110,13 +129,18 @@ impl<'a> Engine<'a> {
 
     /// A tombstone of a provider object.
     pub fn delete(&self, kind: RecordKind, provider_id: &str, parent_id: Option<RecordId>) -> RecordWrite {
-        RecordWrite {
-            kind,
-            id: self.id_of(kind, provider_id),
-            provider_id: provider_id.to_owned(),
-            parent_id,
-            change: RecordChange::Delete,
-        }
+        self.delete_as(kind, self.id_of(kind, provider_id), provider_id, parent_id)
+    }
+
+    /// A tombstone of a provider object under an id the caller derived (an event's).
+    pub fn delete_as(
+        &self,
+        kind: RecordKind,
+        id: RecordId,
+        provider_id: &str,
+        parent_id: Option<RecordId>,
+    ) -> RecordWrite {
+        RecordWrite { kind, id, provider_id: provider_id.to_owned(), parent_id, change: RecordChange::Delete }
     }
 
     /// A part's stored state (`None` before its first write).

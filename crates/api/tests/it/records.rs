@@ -236,6 +236,82 @@ async fn read_api(db: Db) {
 
 crate::both_stores!(the_google_read_api_pages_windows_expands_and_feeds_changes, read_api);
 
+/// Google event ids are unique only within a calendar: one meeting (and one weekly series) with
+/// the same ids in the primary calendar and in "work" is served under each calendar with that
+/// calendar's data and its own Patchbay ids, occurrences included; cancelling the meeting in
+/// "work" is one tombstone in the feed and leaves the primary calendar's copy.
+async fn same_event_in_two_calendars(db: Db) {
+    let Some(w) = world(db, "v2").await else { return };
+    let fake = &w.google;
+    fake.add_calendar(GOOGLE_SUB, "work", "Work");
+    let (meeting, series) = ("sharedmeet0001", "sharedseries01");
+    let (start, end) = ("2027-06-02T09:00:00Z", "2027-06-02T10:00:00Z");
+    for (calendar, who) in [("primary", "organiser"), ("work", "attendee")] {
+        fake.insert_event(
+            GOOGLE_SUB,
+            calendar,
+            EventSpec::timed(&format!("sync ({who})"), start, end).with_id(meeting),
+        );
+        let weekly = EventSpec::new(
+            &format!("weekly ({who})"),
+            EventTime::zoned("2027-06-07T09:00:00+02:00", "Europe/Berlin"),
+            EventTime::zoned("2027-06-07T09:30:00+02:00", "Europe/Berlin"),
+        );
+        fake.insert_event(GOOGLE_SUB, calendar, weekly.recurring("RRULE:FREQ=WEEKLY;COUNT=3").with_id(series));
+    }
+    let alice = token("alice", json!({}));
+    let back = w.connect(&alice, "google", json!({})).await;
+    let id = back["connection_id"].to_string();
+    sync(&w, &alice, &id).await;
+    let calendars = get(&w, &alice, &format!("/v1/connections/{id}/google/calendars")).await;
+    let mut under = Vec::new();
+    for calendar in calendars["data"].as_array().unwrap() {
+        let who = if calendar["provider_id"] == "work" { "attendee" } else { "organiser" };
+        let events = format!("/v1/connections/{id}/google/calendars/{}/events", calendar["id"].as_str().unwrap());
+        let found = get(&w, &alice, &format!("{events}?provider_id={meeting}")).await;
+        let data = found["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{who}: one copy under the calendar");
+        assert_eq!(data[0]["summary"], format!("sync ({who})"), "{who}: the calendar's own data");
+        let window = "time_min=2027-06-01T00:00:00Z&time_max=2027-07-01T00:00:00Z";
+        let expanded = get(&w, &alice, &format!("{events}?expand=instances&{window}")).await;
+        let occurrences: Vec<&Value> =
+            expanded["data"].as_array().unwrap().iter().filter(|e| e["summary"] == format!("weekly ({who})")).collect();
+        assert_eq!(occurrences.len(), 3, "{who}: the series' occurrences from the calendar's own master");
+        let ids: Vec<String> = occurrences.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+        under.push((data[0]["id"].as_str().unwrap().to_owned(), ids));
+    }
+    assert_eq!(under.len(), 2, "both calendars are served");
+    assert_ne!(under[0].0, under[1].0, "the meeting has a Patchbay id per calendar");
+    let occurrence_ids: BTreeSet<&String> = under.iter().flat_map(|(_, ids)| ids).collect();
+    assert_eq!(occurrence_ids.len(), 6, "occurrence ids differ between the calendars too");
+
+    let feed = format!("/v1/connections/{id}/google/changes");
+    let after = get(&w, &alice, &format!("{feed}?limit=500")).await["next_cursor"].as_i64().unwrap();
+    fake.delete_event(GOOGLE_SUB, "work", meeting);
+    sync(&w, &alice, &id).await;
+    let page = get(&w, &alice, &format!("{feed}?after={after}")).await;
+    let changes: Vec<(&str, bool)> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["provider_id"].as_str().unwrap(), c["deleted"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(changes, [(meeting, true)], "one tombstone: the attendee's copy");
+    let tombstone = &page["data"][0]["id"];
+    let kept = under.iter().map(|(id, _)| id.as_str()).find(|id| *id != tombstone).unwrap().to_owned();
+    let all = get(&w, &alice, &format!("/v1/connections/{id}/google/calendars")).await;
+    let mut served = Vec::new();
+    for calendar in all["data"].as_array().unwrap() {
+        let events = format!("/v1/connections/{id}/google/calendars/{}/events", calendar["id"].as_str().unwrap());
+        let found = get(&w, &alice, &format!("{events}?provider_id={meeting}")).await;
+        served.extend(found["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(served, [kept], "the organiser's copy is still served, the attendee's is gone");
+    w.app.stop().await;
+}
+
+crate::both_stores!(the_same_event_id_in_two_calendars_is_served_per_calendar, same_event_in_two_calendars);
+
 /// The monday read API: a board with its columns and groups, items in keyset pages, the
 /// `group_id` and `provider_id` filters, and the change feed after a rename, a column change and
 /// a new item at the fake.

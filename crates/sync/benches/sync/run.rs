@@ -134,7 +134,7 @@ fn copy_rows(deps: &SyncDeps, connection: &Connection, events: &[serde_json::Val
         .enumerate()
         .map(|(i, event)| {
             let provider_id = event["id"].as_str().unwrap_or_default().to_owned();
-            let id = RecordId::derive(connection.id, RecordKind::GoogleEvent, &provider_id);
+            let id = RecordId::derive_event(connection.id, EMAIL, &provider_id);
             let sealed = sealer.seal(connection.tenant_id, connection.id, RecordKind::GoogleEvent, id, event);
             CopyRow {
                 id: id.0,

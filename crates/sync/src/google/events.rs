@@ -45,7 +45,7 @@ async fn fetch(
 ) -> Result<Fetched, SyncError> {
     let mut listing = client.events(&calendar.provider_id, query).await?;
     let items = std::mem::take(&mut listing.items);
-    let records = items.iter().filter_map(|item| event_write(engine, calendar.record_id, item)).collect();
+    let records = items.iter().filter_map(|item| event_write(engine, calendar, item)).collect();
     Ok(Fetched { listing, records })
 }
 

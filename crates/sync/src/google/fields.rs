@@ -2,22 +2,26 @@
 //! end, series, status, `updated`) and the sealed JSON exactly as received (so an unchanged event
 //! seals to the same keyed hash and is not rewritten).
 
+use super::events::CalendarRef;
 use crate::engine::{Clear, Engine};
 use chrono::{DateTime, NaiveDate, Utc};
-use patchbay_store::{RecordId, RecordKind, RecordWrite};
+use patchbay_store::{RecordKind, RecordWrite};
 use serde_json::Value;
 
-/// The write for one item of an `events.list` page under `calendar` (the calendar's record id);
-/// `None` for an item without an id (nothing to key it by).
-pub(crate) fn event_write(engine: &Engine<'_>, calendar: RecordId, item: &Value) -> Option<RecordWrite> {
+/// The write for one item of an `events.list` page of `calendar`, keyed by the calendar and the
+/// event id (an event id is unique only within a calendar); `None` for an item without an id
+/// (nothing to key it by).
+pub(crate) fn event_write(engine: &Engine<'_>, calendar_ref: &CalendarRef, item: &Value) -> Option<RecordWrite> {
     let id = item.get("id").and_then(Value::as_str)?;
+    let record_id = engine.event_id(&calendar_ref.provider_id, id);
+    let calendar = calendar_ref.record_id;
     let status = item.get("status").and_then(Value::as_str);
     let series_id = item.get("recurringEventId").and_then(Value::as_str).map(str::to_owned);
     if status == Some("cancelled") {
         // A cancelled instance of a series is an exception expansion must apply; any other
         // cancelled event is a deletion.
         if series_id.is_none() {
-            return Some(engine.delete(RecordKind::GoogleEvent, id, Some(calendar)));
+            return Some(engine.delete_as(RecordKind::GoogleEvent, record_id, id, Some(calendar)));
         }
         let at = item.get("originalStartTime").and_then(instant);
         let clear = Clear {
@@ -27,7 +31,7 @@ pub(crate) fn event_write(engine: &Engine<'_>, calendar: RecordId, item: &Value)
             status: Some("cancelled".into()),
             provider_updated_at: updated(item),
         };
-        return Some(engine.record(RecordKind::GoogleEvent, id, Some(calendar), item, clear));
+        return Some(engine.record_as(RecordKind::GoogleEvent, record_id, id, Some(calendar), item, clear));
     }
     let starts_at = item.get("start").and_then(instant);
     let recurring = item.get("recurrence").and_then(Value::as_array).is_some_and(|lines| !lines.is_empty());
@@ -40,7 +44,7 @@ pub(crate) fn event_write(engine: &Engine<'_>, calendar: RecordId, item: &Value)
         status: Some(status.unwrap_or("confirmed").to_owned()),
         provider_updated_at: updated(item),
     };
-    Some(engine.record(RecordKind::GoogleEvent, id, Some(calendar), item, clear))
+    Some(engine.record_as(RecordKind::GoogleEvent, record_id, id, Some(calendar), item, clear))
 }
 
 /// An `EventDateTime`: `dateTime` (RFC 3339 with offset) or an all-day `date` (midnight UTC).

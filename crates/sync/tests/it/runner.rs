@@ -246,9 +246,9 @@ async fn purge_deletes_every_record_in_batches(mut w: World) {
             let provider_id = format!("event-{n}");
             RecordWrite {
                 kind: RecordKind::GoogleEvent,
-                id: RecordId::derive(connection.id, RecordKind::GoogleEvent, &provider_id),
+                id: RecordId::derive_event(connection.id, "primary", &provider_id),
                 provider_id,
-                parent_id: None,
+                parent_id: Some(RecordId::derive(connection.id, RecordKind::GoogleCalendar, "primary")),
                 change: RecordChange::Upsert(RecordFields {
                     hash: vec![n as u8; 32],
                     sealed: vec![n as u8; 48],

@@ -30,12 +30,21 @@ impl Fixture {
         RecordId::derive(self.connection.id, kind, pid)
     }
 
+    /// An event's id: under its calendar, as the engine derives it.
+    fn event_id(&self, pid: &str, calendar: &str) -> RecordId {
+        RecordId::derive_event(self.connection.id, calendar, pid)
+    }
+
     fn upsert(&self, kind: RecordKind, pid: &str, parent: Option<&str>, fields: RecordFields) -> RecordWrite {
         let parent_kind =
             if kind == RecordKind::GoogleEvent { RecordKind::GoogleCalendar } else { RecordKind::MondayBoard };
+        let id = match (kind, parent) {
+            (RecordKind::GoogleEvent, Some(calendar)) => self.event_id(pid, calendar),
+            _ => self.id(kind, pid),
+        };
         RecordWrite {
             kind,
-            id: self.id(kind, pid),
+            id,
             provider_id: pid.into(),
             parent_id: parent.map(|p| self.id(parent_kind, p)),
             change: RecordChange::Upsert(fields),
@@ -48,6 +57,17 @@ impl Fixture {
             id: self.id(kind, pid),
             provider_id: pid.into(),
             parent_id: None,
+            change: RecordChange::Delete,
+        }
+    }
+
+    /// A tombstone of an event: events are found by calendar and event id together.
+    fn delete_event(&self, pid: &str, calendar: &str) -> RecordWrite {
+        RecordWrite {
+            kind: RecordKind::GoogleEvent,
+            id: self.event_id(pid, calendar),
+            provider_id: pid.into(),
+            parent_id: Some(self.id(RecordKind::GoogleCalendar, calendar)),
             change: RecordChange::Delete,
         }
     }
@@ -238,7 +258,7 @@ pub async fn list_records_filters_and_pages_by_id(store: Arc<dyn Store>) {
         timed("e4", "c1", None, None, None),
         timed("e5", "c2", Some(0), Some(1), None),
         timed("e6", "c1", Some(0), Some(9), None),
-        f.delete(event, "e6"),
+        f.delete_event("e6", "c1"),
     ];
     store.apply_page(f.page("events", 0, 1, records, vec![])).await.unwrap();
     let c1 = Some(f.id(RecordKind::GoogleCalendar, "c1"));
@@ -260,11 +280,73 @@ pub async fn list_records_filters_and_pages_by_id(store: Arc<dyn Store>) {
     assert_eq!(f.all(&*store, event, &by_pid, 100).await, ["e5"]);
 
     let paged = f.all(&*store, event, &RecordFilter::default(), 2).await;
-    let mut by_id: Vec<(RecordId, String)> = paged.iter().map(|p| (f.id(event, p), p.clone())).collect();
+    let calendar_of = |pid: &str| if pid == "e5" { "c2" } else { "c1" };
+    let mut by_id: Vec<(RecordId, String)> = paged.iter().map(|p| (f.event_id(p, calendar_of(p)), p.clone())).collect();
     let listed = by_id.clone();
     by_id.sort();
     assert_eq!(listed, by_id, "pages follow id order");
     assert_eq!(set(paged), expect(&["e1", "e2", "e3", "e4", "e5"]), "every live record once, across pages of 2");
+}
+
+/// Google event ids are unique only within a calendar: the same id under two calendars is two
+/// records, each written, read, changed and tombstoned on its own; an event write that names no
+/// calendar is refused and writes nothing.
+pub async fn the_same_event_id_under_two_calendars_is_two_records(store: Arc<dyn Store>) {
+    let now = t0();
+    let f = fixture(&*store, "org:records-two-calendars", now).await;
+    let event = RecordKind::GoogleEvent;
+    let records = vec![f.upsert(event, "meet", Some("c1"), fields(1)), f.upsert(event, "meet", Some("c2"), fields(2))];
+    assert_eq!(store.apply_page(f.page("events", 0, 1, records, vec![])).await.unwrap(), outcome(2, 0, 0, 1));
+    let (in_c1, in_c2) = (f.event_id("meet", "c1"), f.event_id("meet", "c2"));
+    assert_ne!(in_c1, in_c2, "the calendar is part of the derived id");
+    let get = |id: RecordId| store.get_record(f.scope, f.connection.id, event, id);
+    let (one, two) = (get(in_c1).await.unwrap(), get(in_c2).await.unwrap());
+    assert_eq!(
+        (one.fields.sealed.clone(), one.parent_id),
+        (fields(1).sealed, Some(f.id(RecordKind::GoogleCalendar, "c1")))
+    );
+    assert_eq!(
+        (two.fields.sealed.clone(), two.parent_id),
+        (fields(2).sealed, Some(f.id(RecordKind::GoogleCalendar, "c2")))
+    );
+    let under = |calendar: &str| RecordFilter {
+        parent_id: Some(f.id(RecordKind::GoogleCalendar, calendar)),
+        provider_id: Some("meet".into()),
+        ..RecordFilter::default()
+    };
+    for (calendar, want) in [("c1", &one), ("c2", &two)] {
+        let page = store.list_records(f.scope, f.connection.id, event, &under(calendar), Page::first()).await.unwrap();
+        assert_eq!(page.items, std::slice::from_ref(want), "the provider id filter under {calendar} finds its own row");
+    }
+
+    // A change in one calendar leaves the other; so does a cancellation.
+    let records = vec![f.upsert(event, "meet", Some("c1"), fields(3)), f.upsert(event, "meet", Some("c2"), fields(2))];
+    assert_eq!(store.apply_page(f.page("events", 1, 2, records, vec![])).await.unwrap(), outcome(1, 1, 0, 2));
+    assert_eq!(get(in_c1).await.unwrap().fields.sealed, fields(3).sealed);
+    assert_eq!(get(in_c2).await.unwrap().change_seq, two.change_seq, "the other calendar's row is untouched");
+    let page = f.page("events", 2, 2, vec![f.delete_event("meet", "c2")], vec![]);
+    assert_eq!(store.apply_page(page).await.unwrap(), outcome(0, 0, 1, 3));
+    let (one, two) = (get(in_c1).await.unwrap(), get(in_c2).await.unwrap());
+    assert!(one.deleted_at.is_none() && two.deleted_at.is_some(), "only c2's copy is tombstoned");
+    let feed = store.change_feed(f.scope, f.connection.id, &[event], 0, 100).await.unwrap();
+    let last: std::collections::BTreeMap<RecordId, bool> =
+        feed.records.iter().map(|r| (r.id, r.deleted_at.is_none())).collect();
+    assert_eq!(last, [(in_c1, true), (in_c2, false)].into_iter().collect(), "the feed ends with c1 live, c2 gone");
+
+    // A sweep under one calendar leaves the other calendar's copy.
+    let records = vec![f.upsert(event, "meet", Some("c2"), fields(4))];
+    let sweep = Sweep { kind: event, parent_id: Some(f.id(RecordKind::GoogleCalendar, "c2")), generation: 10 };
+    store.apply_page(f.page("events", 3, 9, records, vec![])).await.unwrap();
+    store.apply_page(f.page("events", 4, 10, vec![], vec![sweep])).await.unwrap();
+    assert!(get(in_c1).await.unwrap().deleted_at.is_none(), "c1's copy is not swept with c2");
+    assert!(get(in_c2).await.unwrap().deleted_at.is_some());
+
+    let mut orphan = f.upsert(event, "loose", Some("c1"), fields(5));
+    orphan.parent_id = None;
+    let refused = store.apply_page(f.page("events", 5, 10, vec![orphan], vec![])).await;
+    assert!(refused.is_err(), "an event without a calendar is refused: {refused:?}");
+    assert!(matches!(get(f.event_id("loose", "c1")).await, Err(StoreError::NotFound)), "nothing written");
+    assert_eq!(store.sync_state(f.connection.id, "events").await.unwrap().unwrap().version, 5, "no checkpoint either");
 }
 
 /// Another tenant's scope reads nothing of the connection and writes nothing to it.

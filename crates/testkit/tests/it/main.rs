@@ -82,6 +82,7 @@ on_both_stores!(
     a_stale_page_is_refused_and_a_checkpoint_never_goes_back,
     a_sweep_tombstones_only_older_generations_under_its_parent,
     list_records_filters_and_pages_by_id,
+    the_same_event_id_under_two_calendars_is_two_records,
     records_are_invisible_to_other_tenants,
     purge_deletes_records_in_batches_until_nothing_is_left,
     record_rewraps_are_guarded_by_the_old_ciphertext,

@@ -67,9 +67,10 @@ pub async fn expand(
             let mut meta = Meta::of(&instance.source, fields.is_none());
             if instance.generated {
                 // An occurrence has the id its exception would have if it were modified: both
-                // derive from Google's instance id `{master}_{start}`.
+                // derive from the calendar and Google's instance id `{master}_{start}`.
                 let provider_id = instance.event.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-                meta.id = RecordId::derive(calendar.connection_id, RecordKind::GoogleEvent, &provider_id).to_string();
+                meta.id =
+                    RecordId::derive_event(calendar.connection_id, &calendar.provider_id, &provider_id).to_string();
                 meta.provider_id = provider_id;
             }
             View { meta, fields }

@@ -2,7 +2,9 @@
 //! holds after a run is compared with what the fake serves.
 
 mod basic;
+mod calendar_key;
 mod generations;
+mod legacy_keys;
 mod property;
 mod scope;
 
@@ -51,16 +53,35 @@ pub async fn sync_ok(world: &World, connection: &Connection) -> Counts {
     counts
 }
 
-/// Every record of `kind` under `parent` (tombstones too), by provider id.
+/// Every record of `kind` under `parent` (tombstones too), by provider id. A provider id held
+/// by a live row and a tombstone under one parent (an event re-keyed by calendar, its old row
+/// swept) maps to the live row.
 pub async fn records(
     world: &World,
     connection: &Connection,
     kind: RecordKind,
     parent: Option<RecordId>,
 ) -> BTreeMap<String, Record> {
+    let mut all: BTreeMap<String, Record> = BTreeMap::new();
+    for record in all_records(world, connection, kind, parent).await {
+        let kept_live = all.get(&record.provider_id).is_some_and(|r| r.deleted_at.is_none());
+        if !(kept_live && record.deleted_at.is_some()) {
+            all.insert(record.provider_id.clone(), record);
+        }
+    }
+    all
+}
+
+/// Every record of `kind` under `parent` (tombstones too), in id order.
+pub async fn all_records(
+    world: &World,
+    connection: &Connection,
+    kind: RecordKind,
+    parent: Option<RecordId>,
+) -> Vec<Record> {
     let scope = TenantScope::new(connection.tenant_id);
     let filter = RecordFilter { parent_id: parent, include_deleted: true, ..RecordFilter::default() };
-    let mut all = BTreeMap::new();
+    let mut all = Vec::new();
     let mut after = None;
     loop {
         let page = world
@@ -68,7 +89,7 @@ pub async fn records(
             .list_records(scope, connection.id, kind, &filter, Page::new(Some(Page::MAX_LIMIT), after))
             .await
             .expect("list records");
-        all.extend(page.items.into_iter().map(|r| (r.provider_id.clone(), r)));
+        all.extend(page.items);
         match page.next_cursor {
             Some(next) => after = Some(next),
             None => return all,
@@ -153,8 +174,8 @@ pub async fn feed_live_set(world: &World, connection: &Connection) -> BTreeSet<R
 pub async fn live_set(world: &World, connection: &Connection) -> BTreeSet<RecordId> {
     let mut ids = BTreeSet::new();
     for kind in RecordKind::of_provider(ProviderId::Google) {
-        let all = records(world, connection, *kind, None).await;
-        ids.extend(all.values().filter(|r| r.deleted_at.is_none()).map(|r| r.id));
+        let all = all_records(world, connection, *kind, None).await;
+        ids.extend(all.iter().filter(|r| r.deleted_at.is_none()).map(|r| r.id));
     }
     ids
 }
