@@ -1,1 +1,4 @@
+//! patchbay-webhooks: signature schemes (pure), and the inbox and sources on both stores.
 
+mod inbox;
+mod schemes;
