@@ -6,7 +6,13 @@ use patchbay_store::*;
 use std::sync::Arc;
 
 fn sealed(seed: u8, created_at: chrono::DateTime<chrono::Utc>) -> SealedWebhookSecret {
-    SealedWebhookSecret { id: uuid::Uuid::now_v7(), key_id: 1, ciphertext: vec![seed; 40], created_at, valid_until: None }
+    SealedWebhookSecret {
+        id: uuid::Uuid::now_v7(),
+        key_id: 1,
+        ciphertext: vec![seed; 40],
+        created_at,
+        valid_until: None,
+    }
 }
 
 fn new_source(tenant: TenantId, name: &str, now: chrono::DateTime<chrono::Utc>) -> NewWebhookSource {
@@ -134,7 +140,8 @@ pub async fn webhook_events_page_by_id_and_are_invisible_to_other_tenants(store:
     let filter = WebhookEventFilter::default();
     let first = store.list_webhook_events(acme, &filter, Page::new(Some(2), None)).await.expect("page 1");
     assert_eq!(first.items.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..2]);
-    let second = store.list_webhook_events(acme, &filter, Page::new(Some(10), first.next_cursor)).await.expect("page 2");
+    let second =
+        store.list_webhook_events(acme, &filter, Page::new(Some(10), first.next_cursor)).await.expect("page 2");
     assert_eq!(second.items.iter().map(|e| e.id).collect::<Vec<_>>(), ids[2..]);
     assert_eq!(second.next_cursor, None);
     assert!(store.list_webhook_events(other, &filter, Page::first()).await.expect("other").items.is_empty());

@@ -64,17 +64,13 @@ fn standard_webhooks_signing_reproduces_the_published_vectors() {
 #[test]
 fn standard_webhooks_accepts_the_published_vectors_and_dedups_on_the_message_id() {
     let keys = [key(WebhookScheme::StandardWebhooks, R1_SECRET)];
-    let verified = verify(
-        &Scheme::StandardWebhooks,
-        &keys,
-        &standard_headers(R1_ID, R1_TS, R1_SIG),
-        R1_BODY.as_bytes(),
-        R1_TS,
-    )
-    .expect("R1 verifies");
+    let verified =
+        verify(&Scheme::StandardWebhooks, &keys, &standard_headers(R1_ID, R1_TS, R1_SIG), R1_BODY.as_bytes(), R1_TS)
+            .expect("R1 verifies");
     assert_eq!(verified.dedup_key, R1_ID);
     assert!(verified.headers.iter().all(|(name, _)| name != "webhook-signature"), "no signature is kept");
-    let bad = verify(&Scheme::StandardWebhooks, &keys, &standard_headers(R1_ID, R1_TS, R1_BAD), R1_BODY.as_bytes(), R1_TS);
+    let bad =
+        verify(&Scheme::StandardWebhooks, &keys, &standard_headers(R1_ID, R1_TS, R1_BAD), R1_BODY.as_bytes(), R1_TS);
     assert_eq!(bad.unwrap_err(), Rejection::BadSignature, "R1 negative");
     assert!(r2(R2_SIG, R2_TS).is_ok(), "R2");
 }
@@ -174,7 +170,13 @@ fn github_accepts_the_published_vector_and_refuses_its_variants() {
     let wrong = [key(WebhookScheme::Github, "not the secret")];
     let cases: Vec<(&[SigningKey], &str, &str, Rejection, &str)> = vec![
         (&keys, R4_HEADER, "Hello, World?", Rejection::BadSignature, "tampered body"),
-        (&keys, R4_HEADER.trim_start_matches("sha256="), R4_BODY, Rejection::MalformedHeader("x-hub-signature-256".into()), "no sha256= prefix"),
+        (
+            &keys,
+            R4_HEADER.trim_start_matches("sha256="),
+            R4_BODY,
+            Rejection::MalformedHeader("x-hub-signature-256".into()),
+            "no sha256= prefix",
+        ),
         (&wrong, R4_HEADER, R4_BODY, Rejection::BadSignature, "wrong secret"),
     ];
     for (keys, signature, body, expected, case) in cases {
@@ -239,8 +241,14 @@ fn generic_hmac_follows_its_settings() {
     let body = br#"{"a":1}"#;
     let hex_mac = hmac_hex(&k, &[body]);
     // Plain hex, no prefix, no timestamp: the dedup key is the body's hash.
-    let plain = verify(&generic(None, SignatureEncoding::Hex, false, false), &keys, &headers(&[("x-signature", &hex_mac)]), body, 0)
-        .expect("plain hex");
+    let plain = verify(
+        &generic(None, SignatureEncoding::Hex, false, false),
+        &keys,
+        &headers(&[("x-signature", &hex_mac)]),
+        body,
+        0,
+    )
+    .expect("plain hex");
     assert!(plain.dedup_key.starts_with("sha256:") && plain.dedup_key.len() == 7 + 64, "{}", plain.dedup_key);
     // A required prefix.
     let prefixed = format!("sha256={hex_mac}");
