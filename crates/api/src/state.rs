@@ -22,4 +22,6 @@ pub struct AppState {
     pub connect: Arc<Connect>,
     /// What the sync handlers and routes are built from.
     pub sync: SyncDeps,
+    /// Third-party webhook sources and the inbox (with its group-commit batcher).
+    pub inbox: patchbay_webhooks::Inbox,
 }
