@@ -93,7 +93,13 @@ async fn execute(command: WebhookSourcesCommand, settings: &Settings, store: Arc
             loop {
                 let found = sources.list(scope, page).await?;
                 for s in &found.items {
-                    println!("{:<38} {:<18} {:<24} {}", s.id.to_string(), s.scheme.as_str(), s.name, source_url(public_url, s.id));
+                    println!(
+                        "{:<38} {:<18} {:<24} {}",
+                        s.id.to_string(),
+                        s.scheme.as_str(),
+                        s.name,
+                        source_url(public_url, s.id)
+                    );
                 }
                 match found.next_cursor {
                     Some(cursor) => page = Page::new(Some(Page::MAX_LIMIT), Some(cursor)),
@@ -103,8 +109,8 @@ async fn execute(command: WebhookSourcesCommand, settings: &Settings, store: Arc
         }
         WebhookSourcesCommand::RotateSecret { tenant, overlap_seconds, id } => {
             let scope = tenant_scope(&store, &tenant).await?;
-            let overlap = overlap_seconds
-                .map_or(settings.webhooks.secret_overlap, |s| chrono::Duration::seconds(i64::from(s)));
+            let overlap =
+                overlap_seconds.map_or(settings.webhooks.secret_overlap, |s| chrono::Duration::seconds(i64::from(s)));
             let rotated = sources.rotate(scope, id, overlap, now).await.map_err(|e| match e {
                 patchbay_webhooks::SourceError::Store(patchbay_store::StoreError::NotFound) => {
                     anyhow::anyhow!("no webhook source {id} in tenant {}", tenant_key(&tenant))

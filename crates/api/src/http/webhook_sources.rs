@@ -10,7 +10,7 @@ use crate::http::middleware::RequestId;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use patchbay_store::{NewAuditEvent, WebhookScheme, WebhookSource, WebhookSourceId};
@@ -49,7 +49,7 @@ impl From<SchemeIn> for WebhookScheme {
 #[serde(deny_unknown_fields)]
 pub struct WebhookSourceIn {
     /// 1 to 200 characters.
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, example = "billing")]
     pub name: String,
     pub scheme: SchemeIn,
     /// Only for `generic_hmac` (required there): `signature_header`, `encoding` (`hex` |
@@ -147,6 +147,18 @@ impl From<SourceError> for ApiError {
     }
 }
 
+/// An optional JSON body: empty means the defaults; otherwise it must be `application/json`.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(ProblemCode::UnsupportedMediaType, "a body must be `application/json`"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ProblemCode::InvalidJson, e.to_string()))
+}
+
 async fn audit(
     state: &AppState,
     who: &Principal,
@@ -211,21 +223,19 @@ async fn create_source(
         (status = 400, description = "`invalid_path`: `id` is not a UUID; `invalid_json`: the body is not JSON of this shape; `bad_request`: `overlap_seconds` over 30 days", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no credential, or one that is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: a user without the tenant admin role; `insufficient_scope`: an API key without the `admin` scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such source in this tenant", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "`not_found`: no such source in this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`", body = Problem, content_type = "application/problem+json")))]
 async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
     ip: ClientAddr,
     Extension(request_id): Extension<RequestId>,
     ApiPath(id): ApiPath<WebhookSourceId>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookSourceWithSecretOut>, ApiError> {
     principal.require(Need::Admin)?;
-    let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateIn::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(ProblemCode::InvalidJson, e.to_string()))?
-    };
+    let input: RotateIn = optional_json(&headers, &body)?;
     let overlap = input
         .overlap_seconds
         .map_or(state.settings.webhooks.secret_overlap, |s| chrono::Duration::seconds(i64::from(s)));

@@ -6,6 +6,7 @@
 
 use super::problem::{ApiError, ProblemCode};
 use crate::http::client_ip::ClientAddr;
+use crate::http::middleware::EmptyOnPurpose;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -68,5 +69,7 @@ fn refused(reason: &IngestError, source: &str, client: ClientAddr) -> Response {
     let source: String = source.chars().take(40).collect();
     let ip = client.audit().unwrap_or_default();
     tracing::warn!(source = %source, ip = %ip, reason = %reason, "webhook delivery refused");
-    StatusCode::UNAUTHORIZED.into_response()
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    response.extensions_mut().insert(EmptyOnPurpose);
+    response
 }

@@ -16,4 +16,5 @@ mod rotation;
 mod routes;
 mod sync;
 mod tenancy;
+mod webhooks;
 mod writeback;
