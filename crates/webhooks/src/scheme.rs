@@ -76,14 +76,15 @@ pub enum Rejection {
     NoValidSecret,
 }
 
-/// A delivery whose signature and timestamp passed: only a verifier makes one.
+/// A delivery whose signature and timestamp passed: only a verifier makes one (it cannot be
+/// built outside this crate).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verified {
     /// Unique per source: the sender's delivery id, or `sha256:<hex of the body>`.
     pub dedup_key: String,
     /// The headers the processor needs (names lowercase), never a signature.
     pub headers: Vec<(String, String)>,
-    _sealed: (),
 }
 
 /// Verifies `body` under any of `keys` (rotation overlap) at `now` (Unix seconds).
@@ -168,7 +169,7 @@ fn standard(keys: &[SigningKey], headers: &HeaderMap, body: &[u8], now: i64) -> 
     }
     within_window(signed_at, now)?;
     let headers = selected(headers, &["content-type", "webhook-id", "webhook-timestamp"]);
-    Ok(Verified { dedup_key: id, headers, _sealed: () })
+    Ok(Verified { dedup_key: id, headers })
 }
 
 fn github(keys: &[SigningKey], headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
@@ -182,7 +183,7 @@ fn github(keys: &[SigningKey], headers: &HeaderMap, body: &[u8]) -> Result<Verif
     // GitHub has no timestamp: replay protection is the delivery id's dedup (security.md L2).
     let id = id_header(headers, "x-github-delivery")?;
     let headers = selected(headers, &["content-type", "x-github-event", "x-github-delivery", "x-github-hook-id"]);
-    Ok(Verified { dedup_key: id, headers, _sealed: () })
+    Ok(Verified { dedup_key: id, headers })
 }
 
 fn generic(
@@ -226,7 +227,7 @@ fn generic(
     let mut names = vec!["content-type".to_owned()];
     names.extend(settings.timestamp_header.iter().chain(&settings.id_header).map(|n| n.to_ascii_lowercase()));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    Ok(Verified { dedup_key, headers: selected(headers, &names), _sealed: () })
+    Ok(Verified { dedup_key, headers: selected(headers, &names) })
 }
 
 /// Standard base64, padded or not (senders differ); `None` for anything else or empty.

@@ -12,6 +12,9 @@ use std::collections::HashMap;
 
 const BODY_LIMIT: &str = "4096";
 
+/// Request headers as (name, value) pairs.
+type Headers = Vec<(&'static str, String)>;
+
 async fn app(db: Db) -> Option<TestApp> {
     spawn(db, &["--tenant-claim", "org", "--body-limit-bytes", BODY_LIMIT], HashMap::new()).await
 }
@@ -151,7 +154,7 @@ async fn refusals(db: Db) {
     let (_, path, key) = standard_source(&app, "acme").await;
     let now = chrono::Utc::now().timestamp();
     let body = br#"{"ok":true}"#;
-    let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>, path: String| {
+    let post = |headers: Headers, body: Vec<u8>, path: String| {
         let mut request = app.client.post(app.url(&path)).body(body);
         for (name, value) in headers {
             request = request.header(name, value);
@@ -165,7 +168,7 @@ async fn refusals(db: Db) {
             ("webhook-signature", sign_standard(&key, id, ts, body)),
         ]
     };
-    let mut cases: Vec<(&str, Vec<(&'static str, String)>, Vec<u8>, String)> = vec![
+    let mut cases: Vec<(&str, Headers, Vec<u8>, String)> = vec![
         ("tampered body", good("m1", now), br#"{"ok":false}"#.to_vec(), path.clone()),
         ("re-serialized body", good("m2", now), br#"{"ok": true}"#.to_vec(), path.clone()),
         ("timestamp 301 s old", good("m3", now - 301), body.to_vec(), path.clone()),
