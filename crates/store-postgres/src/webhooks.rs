@@ -236,6 +236,19 @@ impl WebhookStore for PgStore {
             .collect())
     }
 
+    async fn webhook_key_usage(&self) -> StoreResult<Vec<WebhookKeyUsage>> {
+        let found = sqlx::query(
+            "SELECT key_id, SUM(n)::bigint AS n FROM (SELECT key_id, COUNT(*) AS n FROM webhook_source_secret GROUP BY key_id UNION ALL SELECT key_id, COUNT(*) AS n FROM webhook_event GROUP BY key_id) u GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| Ok(WebhookKeyUsage { key_id: rows::key_id(row, "key_id")?, ciphertexts: col(row, "n")? }))
+            .collect()
+    }
+
     async fn get_webhook_event(&self, scope: TenantScope, id: WebhookEventId) -> StoreResult<WebhookEvent> {
         let row = sqlx::query("SELECT * FROM webhook_event WHERE id = $1 AND tenant_id = $2")
             .bind(id.0)

@@ -200,6 +200,19 @@ impl WebhookStore for SqliteStore {
         Ok(outcomes)
     }
 
+    async fn webhook_key_usage(&self) -> StoreResult<Vec<WebhookKeyUsage>> {
+        let found = sqlx::query(
+            "SELECT key_id, SUM(n) AS n FROM (SELECT key_id, COUNT(*) AS n FROM webhook_source_secret GROUP BY key_id UNION ALL SELECT key_id, COUNT(*) AS n FROM webhook_event GROUP BY key_id) u GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| Ok(WebhookKeyUsage { key_id: key_id(row, "key_id")?, ciphertexts: int(row, "n")? }))
+            .collect()
+    }
+
     async fn get_webhook_event(&self, scope: TenantScope, id: WebhookEventId) -> StoreResult<WebhookEvent> {
         let row = sqlx::query("SELECT * FROM webhook_event WHERE id = ? AND tenant_id = ?")
             .bind(id_text(id.0))

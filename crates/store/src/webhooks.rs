@@ -145,6 +145,13 @@ impl Serialize for WebhookEventStatus {
     }
 }
 
+/// Webhook ciphertexts (source secrets and inbox bodies) under one vault key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebhookKeyUsage {
+    pub key_id: u32,
+    pub ciphertexts: i64,
+}
+
 /// Filters of [`WebhookStore::list_webhook_events`].
 #[derive(Clone, Debug, Default)]
 pub struct WebhookEventFilter {
@@ -180,6 +187,9 @@ pub trait WebhookStore: Send + Sync {
     async fn insert_webhook_events(&self, events: Vec<NewWebhookEvent>) -> StoreResult<Vec<WebhookInsert>>;
     /// An inbox event of the tenant.
     async fn get_webhook_event(&self, scope: TenantScope, id: WebhookEventId) -> StoreResult<WebhookEvent>;
+    /// Sealed webhook secrets and inbox bodies per vault key id, so a key that still seals
+    /// one is never retired.
+    async fn webhook_key_usage(&self) -> StoreResult<Vec<WebhookKeyUsage>>;
     /// The tenant's inbox events in arrival (id) order.
     async fn list_webhook_events(
         &self,

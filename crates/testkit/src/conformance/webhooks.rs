@@ -71,6 +71,11 @@ pub async fn webhook_sources_are_tenant_scoped_and_rotation_keeps_an_overlap(sto
     assert_eq!(again.secrets[1].valid_until, Some(secs(now, 61)));
     let refused = store.rotate_webhook_secret(other, created.id, sealed(4, now), now, now).await;
     assert!(matches!(refused, Err(StoreError::NotFound)), "another tenant cannot rotate");
+    let usage = store.webhook_key_usage().await.expect("key usage");
+    assert_eq!(usage, vec![WebhookKeyUsage { key_id: 1, ciphertexts: 2 }], "the two kept secrets are counted");
+    store.insert_webhook_events(vec![delivery(acme.tenant_id(), "s", "k")]).await.expect("insert");
+    let usage = store.webhook_key_usage().await.expect("key usage");
+    assert_eq!(usage, vec![WebhookKeyUsage { key_id: 1, ciphertexts: 3 }], "inbox bodies are counted too");
 }
 
 pub async fn an_inbox_batch_stores_each_dedup_key_once_per_source(store: Arc<dyn Store>) {

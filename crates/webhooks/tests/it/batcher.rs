@@ -49,6 +49,9 @@ impl WebhookStore for Counting {
         }
         self.inner.insert_webhook_events(events).await
     }
+    async fn webhook_key_usage(&self) -> StoreResult<Vec<WebhookKeyUsage>> {
+        self.inner.webhook_key_usage().await
+    }
     async fn get_webhook_event(&self, scope: TenantScope, id: WebhookEventId) -> StoreResult<WebhookEvent> {
         self.inner.get_webhook_event(scope, id).await
     }
