@@ -95,7 +95,7 @@ fn production_without_keys_exits_non_zero_naming_the_variable() {
 fn every_command_has_help_and_help_never_shows_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let canary = "canary-secret-value-0123456789abcdefghijkl";
-    let commands: [&[&str]; 11] = [
+    let commands: [&[&str]; 15] = [
         &[],
         &["serve"],
         &["migrate"],
@@ -105,6 +105,10 @@ fn every_command_has_help_and_help_never_shows_secrets() {
         &["api-keys", "create"],
         &["api-keys", "list"],
         &["api-keys", "revoke"],
+        &["webhook-sources"],
+        &["webhook-sources", "create"],
+        &["webhook-sources", "list"],
+        &["webhook-sources", "rotate-secret"],
         &["dev-token"],
         &["help"],
     ];
@@ -175,6 +179,53 @@ async fn api_keys_and_dev_tokens_from_the_command_line_work_beside_a_running_ser
         .unwrap();
     assert!(!refused.status.success(), "dev-token is refused in production");
     assert!(text(&refused).contains("production"));
+}
+
+#[tokio::test]
+async fn webhook_sources_from_the_command_line_verify_deliveries_at_a_running_server() {
+    use hmac::Mac;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = patchbay(dir.path()).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let mut served = Served::start(patchbay(dir.path()));
+    served.wait_ready().await;
+    let (secret, notes) = run(&["webhook-sources", "create", "--tenant", "acme", "--name", "gh", "--scheme", "github"]);
+    let secret = secret.trim().to_string();
+    assert_eq!(secret.len(), 64, "the secret alone is printed on stdout: {secret}");
+    let url_line = notes.lines().find(|l| l.starts_with("url: ")).expect("the URL is printed");
+    let path = &url_line[url_line.find("/webhooks/").unwrap()..];
+    let id = path.trim_start_matches("/webhooks/sources/").to_string();
+    let (listed, _) = run(&["webhook-sources", "list", "--tenant", "acme"]);
+    assert!(listed.contains(&id) && !listed.contains(&secret), "list shows the source, never its secret: {listed}");
+
+    let deliver = |secret: String, delivery: &'static str| {
+        let url = format!("http://127.0.0.1:{}{path}", served.port);
+        async move {
+            let body = br#"{"zen":"Keep it logically awesome."}"#;
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(body);
+            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("x-hub-signature-256", signature)
+                .header("x-github-delivery", delivery)
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(deliver(secret.clone(), "d-1").await, 204, "a delivery signed with the printed secret is stored");
+    let (rotated, _) = run(&["webhook-sources", "rotate-secret", "--tenant", "acme", "--overlap-seconds", "0", &id]);
+    let rotated = rotated.trim().to_string();
+    assert_ne!(rotated, secret);
+    assert_eq!(deliver(rotated, "d-2").await, 204, "the new secret verifies");
+    assert_eq!(deliver(secret, "d-3").await, 401, "with no overlap the old secret stops at once");
+    assert!(served.terminate().success());
 }
 
 #[tokio::test]

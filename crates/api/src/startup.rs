@@ -108,6 +108,7 @@ impl Application {
         };
         let limiters = RateLimiters::new(&settings);
         let read_cache = Arc::new(ReadCache::new(settings.read_cache_bytes, &settings.vault_keys.ids()));
+        let inbox = inbox(&settings, &store, tokens.vault().clone());
         let state = AppState {
             read_cache,
             store,
@@ -118,6 +119,7 @@ impl Application {
             oauth,
             connect,
             sync,
+            inbox,
         };
         let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })
@@ -213,6 +215,19 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The webhook inbox and its batcher: one committer on SQLite (its writer is one connection),
+/// a few on Postgres so one batch's flush overlaps the next one's gathering.
+fn inbox(settings: &Settings, store: &Arc<dyn Store>, vault: Vault) -> patchbay_webhooks::Inbox {
+    let committers = if store.backend() == "sqlite" { 1 } else { 4 };
+    let batch = patchbay_webhooks::BatchSettings {
+        max_items: settings.webhooks.batch_max_items,
+        max_wait: settings.webhooks.batch_max_wait,
+        committers,
+    };
+    let batcher = patchbay_webhooks::Batcher::spawn(store.clone(), batch);
+    patchbay_webhooks::Inbox::new(store.clone(), vault, batcher, Arc::new(SystemClock))
 }
 
 /// Periodic chores: the instance heartbeat, pruning idle rate-limiter keys, and the refresh

@@ -24,4 +24,6 @@ pub struct AppState {
     pub sync: SyncDeps,
     /// Encoded record pages for repeated reads (validated on every request).
     pub read_cache: Arc<crate::http::records::cache::ReadCache>,
+    /// Third-party webhook sources and the inbox (with its group-commit batcher).
+    pub inbox: patchbay_webhooks::Inbox,
 }

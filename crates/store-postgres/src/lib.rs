@@ -21,6 +21,7 @@ mod record_writes;
 mod records;
 mod rows;
 mod sync;
+mod webhooks;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use patchbay_store::StoreError;

@@ -24,6 +24,7 @@ mod pages;
 mod records;
 mod rows;
 mod sync;
+mod webhooks;
 
 use patchbay_store::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};

@@ -69,6 +69,10 @@ typed_id!(
     SyncRunId,
     /// A synced record (board, column, group, item, calendar or event).
     RecordId,
+    /// A third-party webhook source.
+    WebhookSourceId,
+    /// An event in the webhook inbox.
+    WebhookEventId,
 );
 
 impl RecordId {

@@ -23,6 +23,7 @@ mod provider;
 mod records;
 mod sync;
 mod text_enum;
+mod webhooks;
 
 pub use audit::*;
 pub use budgets::*;
@@ -39,6 +40,7 @@ pub use page::*;
 pub use provider::*;
 pub use records::*;
 pub use sync::*;
+pub use webhooks::*;
 
 /// Everything a Patchbay store offers. Domain crates hold `Arc<dyn Store>` (or one of the
 /// narrower traits it upcasts to).
@@ -56,6 +58,7 @@ pub trait Store:
     + RecordStore
     + BudgetStore
     + IdempotencyStore
+    + WebhookStore
 {
 }
 
@@ -73,5 +76,6 @@ impl<T> Store for T where
         + RecordStore
         + BudgetStore
         + IdempotencyStore
+        + WebhookStore
 {
 }

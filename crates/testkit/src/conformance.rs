@@ -13,6 +13,7 @@ mod load;
 mod queue;
 mod records;
 mod sync;
+mod webhooks;
 mod worker;
 
 pub use budgets::*;
@@ -25,6 +26,7 @@ pub use load::*;
 pub use queue::*;
 pub use records::*;
 pub use sync::*;
+pub use webhooks::*;
 pub use worker::*;
 
 use chrono::{DateTime, SubsecRound, Utc};

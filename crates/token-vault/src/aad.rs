@@ -22,11 +22,13 @@ pub enum Purpose {
     EndpointSecret,
     /// A synced record's provider JSON and free text (boards, items, calendars, events).
     Record,
+    /// The raw body of a webhook delivery kept in the inbox.
+    WebhookBody,
 }
 
 impl Purpose {
     /// Every purpose, in declaration order.
-    pub const ALL: [Purpose; 8] = [
+    pub const ALL: [Purpose; 9] = [
         Purpose::AccessToken,
         Purpose::RefreshToken,
         Purpose::TokenSet,
@@ -35,6 +37,7 @@ impl Purpose {
         Purpose::ChannelToken,
         Purpose::EndpointSecret,
         Purpose::Record,
+        Purpose::WebhookBody,
     ];
 
     /// The stable label written into associated data. Never change one: existing rows would stop decrypting.
@@ -48,6 +51,7 @@ impl Purpose {
             Purpose::ChannelToken => "channel_token",
             Purpose::EndpointSecret => "endpoint_secret",
             Purpose::Record => "record",
+            Purpose::WebhookBody => "webhook_body",
         }
     }
 }
@@ -167,7 +171,8 @@ mod tests {
                 "webhook_secret",
                 "channel_token",
                 "endpoint_secret",
-                "record"
+                "record",
+                "webhook_body"
             ]
         );
         assert_eq!(Purpose::PkceVerifier.to_string(), "pkce_verifier");

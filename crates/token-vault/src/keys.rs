@@ -7,7 +7,7 @@
 use crate::tokens::token_set_aad;
 use crate::{KeyRing, Vault};
 use chrono::Utc;
-use patchbay_store::{ConnectStore, CredentialStore, RecordStore, StoreError};
+use patchbay_store::{ConnectStore, CredentialStore, RecordStore, StoreError, WebhookStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -20,18 +20,20 @@ pub struct KeyCount {
     pub pending_verifiers: i64,
     /// Sealed synced records (boards, columns, groups, items, calendars, events).
     pub records: i64,
+    /// Sealed webhook source secrets and inbox bodies (not re-encrypted by `rotate` yet).
+    pub webhooks: i64,
 }
 
 impl KeyCount {
     pub fn total(&self) -> i64 {
-        self.credentials + self.pending_verifiers + self.records
+        self.credentials + self.pending_verifiers + self.records + self.webhooks
     }
 }
 
 /// Every ciphertext Patchbay holds, by key id.
 pub async fn key_usage<S>(store: &S) -> Result<BTreeMap<u32, KeyCount>, StoreError>
 where
-    S: CredentialStore + ConnectStore + RecordStore + ?Sized,
+    S: CredentialStore + ConnectStore + RecordStore + WebhookStore + ?Sized,
 {
     let mut usage: BTreeMap<u32, KeyCount> = BTreeMap::new();
     for u in store.credential_key_usage().await? {
@@ -39,6 +41,9 @@ where
     }
     for u in store.record_key_usage().await? {
         usage.entry(u.key_id).or_default().records += u.records;
+    }
+    for u in store.webhook_key_usage().await? {
+        usage.entry(u.key_id).or_default().webhooks += u.ciphertexts;
     }
     for blob in store.unexpired_pkce_verifiers(Utc::now()).await? {
         // An unreadable header is counted under no key: it cannot be decrypted anyway.
@@ -66,8 +71,8 @@ pub enum KeyError {
     UnreadableRecords(usize),
     #[error("key {0} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`")]
     Primary(u32),
-    #[error("key {id} still encrypts {credentials} credentials, {records} synced records and {pending} pending connects: run `patchbay vault rotate` (and let pending connects finish or expire) first")]
-    InUse { id: u32, credentials: i64, records: i64, pending: i64 },
+    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets or inbox bodies: run `patchbay vault rotate` (and let pending connects finish or expire) first; webhook ciphertexts are not re-encrypted yet (docs/webhooks.md)")]
+    InUse { id: u32, credentials: i64, records: i64, pending: i64, webhooks: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -131,7 +136,7 @@ where
 /// credential, synced record or pending connect's PKCE verifier — still uses it.
 pub async fn check_retire<S>(store: &S, ring: &KeyRing, id: u32) -> Result<(), KeyError>
 where
-    S: CredentialStore + ConnectStore + RecordStore + ?Sized,
+    S: CredentialStore + ConnectStore + RecordStore + WebhookStore + ?Sized,
 {
     if id == ring.primary_id() {
         return Err(KeyError::Primary(id));
@@ -143,6 +148,7 @@ where
             credentials: count.credentials,
             records: count.records,
             pending: count.pending_verifiers,
+            webhooks: count.webhooks,
         });
     }
     Ok(())

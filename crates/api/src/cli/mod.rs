@@ -4,6 +4,7 @@ mod api_keys;
 mod dev_token;
 pub mod monday;
 pub mod vault;
+mod webhook_sources;
 
 use crate::config::{ConfigArgs, Settings};
 use crate::startup::{shutdown_signal, Application};
@@ -44,6 +45,9 @@ pub enum Command {
     /// Manage the token vault's keys.
     #[command(subcommand)]
     Vault(vault::VaultCommand),
+    /// Create, list and rotate the secrets of third-party webhook sources.
+    #[command(subcommand)]
+    WebhookSources(webhook_sources::WebhookSourcesCommand),
     /// Print a user JWT signed with the development secret (refused in production).
     DevToken(dev_token::DevTokenArgs),
 }
@@ -75,6 +79,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::DevToken(args) => dev_token::run(args, &settings),
         Command::Vault(command) => vault::run(command, settings).await,
         Command::Monday(command) => monday::run(command, settings).await,
+        Command::WebhookSources(command) => webhook_sources::run(command, settings).await,
     };
     match result {
         Ok(()) => Exit::Ok,

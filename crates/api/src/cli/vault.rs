@@ -72,8 +72,8 @@ async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
     for (key_id, count) in &usage {
         let loaded = if ring.contains(*key_id) { "" } else { "  <- NOT in this key ring" };
         println!(
-            "  key {key_id:>4}: {} credentials, {} synced records, {} pending connects{loaded}",
-            count.credentials, count.records, count.pending_verifiers
+            "  key {key_id:>4}: {} credentials, {} synced records, {} pending connects, {} webhook ciphertexts{loaded}",
+            count.credentials, count.records, count.pending_verifiers, count.webhooks
         );
     }
     if usage.is_empty() {

@@ -59,6 +59,8 @@ pub struct ConfigArgs {
     pub providers: ProviderArgs,
     #[command(flatten)]
     pub sync: super::sync::SyncArgs,
+    #[command(flatten)]
+    pub webhooks: super::webhooks::WebhookArgs,
 
     /// Maximum database connections (Postgres pool size; SQLite read connections).
     #[arg(long, env = "PATCHBAY_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
@@ -299,6 +301,7 @@ impl ConfigArgs {
             worker_poll: std::time::Duration::from_millis(self.worker_poll_ms.max(1)),
             app_name: app_name(&self.app_name)?,
             sync: self.sync.settings(&providers)?,
+            webhooks: self.webhooks.settings()?,
             providers,
         })
     }

@@ -6,12 +6,14 @@ mod args;
 mod dev_secrets;
 mod secrets;
 mod sync;
+mod webhooks;
 
 pub use args::{ConfigArgs, Environment, LogFormat};
 pub use patchbay_sync::SyncSettings;
 pub use patchbay_token_vault::KeyRing;
 pub use secrets::{ProcessEnv, SecretSource};
 pub use sync::SyncArgs;
+pub use webhooks::{WebhookArgs, WebhookSettings};
 
 use ipnet::IpNet;
 use secrecy::SecretString;
@@ -132,6 +134,8 @@ pub struct Settings {
     pub providers: args::ProviderSettings,
     /// Sync scheduling, budgets and provider API roots.
     pub sync: SyncSettings,
+    /// Webhook sources and the inbox.
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {

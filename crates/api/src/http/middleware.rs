@@ -81,6 +81,11 @@ const DEFAULT_HEADERS: [(&str, &str); 2] = [
 
 /// Security headers (security.md Q1) on every response; `Cache-Control: no-store` unless a
 /// handler chose otherwise; `charset=utf-8` on JSON; errors without a problem body get one.
+/// Marks an error response whose empty body is the contract (webhook refusals), so it is not
+/// turned into problem details.
+#[derive(Clone, Copy, Debug)]
+pub struct EmptyOnPurpose;
+
 pub async fn harden(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let response = problemify(response);
@@ -94,6 +99,10 @@ fn problemify(response: Response) -> Response {
     }
     // A provider's own answer passed back by the proxy keeps its body, whatever its type.
     if response.extensions().get::<super::proxy::Passthrough>().is_some() {
+        return response;
+    }
+    // A refused webhook delivery is an empty 401 on purpose (security.md J3).
+    if response.extensions().get::<EmptyOnPurpose>().is_some() {
         return response;
     }
     // Handlers answer errors as problem+json already; the bodies that are not problems are the

@@ -19,6 +19,9 @@ pub mod proxy;
 pub mod records;
 pub mod sync_errors;
 pub mod sync_runs;
+pub mod webhook_events;
+pub mod webhook_sources;
+pub mod webhooks_in;
 pub mod writeback;
 
 use crate::config::{RateLimit, Settings};
@@ -108,6 +111,8 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         .merge(audit::router())
         .merge(connect_sessions::router())
         .merge(admin::router())
+        .merge(webhook_sources::router())
+        .merge(webhook_events::router())
         .layer(GovernorLayer { config: limiters.v1.clone() });
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health_routes::router())
@@ -124,16 +129,19 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
             }),
         )
         .merge(browser::router().layer(GovernorLayer { config: limiters.connect.clone() }))
+        .merge(webhooks_in::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
         .fallback(|| async { ApiError::new(ProblemCode::RouteNotFound, "no route matches this path") })
         .with_state(state);
     with_layers(router, &settings)
 }
 
-const SENSITIVE_REQUEST_HEADERS: [HeaderName; 4] = [
+const SENSITIVE_REQUEST_HEADERS: [HeaderName; 6] = [
     header::AUTHORIZATION,
     header::COOKIE,
     header::PROXY_AUTHORIZATION,
     HeaderName::from_static("x-goog-channel-token"),
+    HeaderName::from_static("webhook-signature"),
+    HeaderName::from_static("x-hub-signature-256"),
 ];
 
 fn with_layers(router: Router, settings: &Settings) -> Router {

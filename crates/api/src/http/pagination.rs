@@ -31,6 +31,10 @@ pub enum List {
     GoogleEvents,
     /// `GET /v1/connections/{id}/sync-runs`
     SyncRuns,
+    /// `GET /v1/webhook-sources`
+    WebhookSources,
+    /// `GET /v1/webhook-events`
+    WebhookEvents,
 }
 
 impl List {
@@ -45,6 +49,8 @@ impl List {
             Self::GoogleCalendars => "google-calendars",
             Self::GoogleEvents => "google-events",
             Self::SyncRuns => "sync-runs",
+            Self::WebhookSources => "webhook-sources",
+            Self::WebhookEvents => "webhook-events",
         }
     }
 

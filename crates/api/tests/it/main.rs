@@ -17,4 +17,5 @@ mod rotation;
 mod routes;
 mod sync;
 mod tenancy;
+mod webhooks;
 mod writeback;

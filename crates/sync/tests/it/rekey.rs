@@ -67,14 +67,18 @@ async fn rotating_moves_every_record_to_the_new_key_and_keeps_unchanged_records_
     let store = w.store.clone();
     let store = &*store;
     let usage = keys::key_usage(store).await.unwrap();
-    assert_eq!(usage.get(&1), Some(&KeyCount { credentials: 1, pending_verifiers: 0, records: RECORDS }), "{usage:?}");
+    assert_eq!(
+        usage.get(&1),
+        Some(&KeyCount { credentials: 1, pending_verifiers: 0, records: RECORDS, webhooks: 0 }),
+        "{usage:?}"
+    );
 
     // Deploy 2: key 2 first. Retiring key 1 is refused, naming the records.
     let both = ring(&[2, 1]);
     deploy(&mut w, both.clone());
     let refused = keys::check_retire(store, both.ring(), 1).await;
     assert!(
-        matches!(refused, Err(KeyError::InUse { id: 1, credentials: 1, records: RECORDS, pending: 0 })),
+        matches!(refused, Err(KeyError::InUse { id: 1, credentials: 1, records: RECORDS, pending: 0, webhooks: 0 })),
         "{refused:?}"
     );
     let message = refused.unwrap_err().to_string();
@@ -83,7 +87,7 @@ async fn rotating_moves_every_record_to_the_new_key_and_keeps_unchanged_records_
     keys::rotate(store, &both, 3, |_, _| {}).await.expect("credentials rotate");
     let refused = keys::check_retire(store, both.ring(), 1).await;
     assert!(
-        matches!(refused, Err(KeyError::InUse { id: 1, credentials: 0, records: RECORDS, pending: 0 })),
+        matches!(refused, Err(KeyError::InUse { id: 1, credentials: 0, records: RECORDS, pending: 0, webhooks: 0 })),
         "records alone still hold key 1: {refused:?}"
     );
 

@@ -96,5 +96,10 @@ on_both_stores!(
     concurrency_slots_admit_n_holders_and_free_on_release_or_lapse,
     a_breaker_opens_at_the_threshold_probes_once_and_backs_off,
     idempotency_keys_start_once_replay_and_expire,
+    // webhooks in
+    webhook_sources_are_tenant_scoped_and_rotation_keeps_an_overlap,
+    an_inbox_batch_stores_each_dedup_key_once_per_source,
+    concurrent_inbox_batches_store_every_delivery_exactly_once,
+    webhook_events_page_by_id_and_are_invisible_to_other_tenants,
     // sync and records
 );

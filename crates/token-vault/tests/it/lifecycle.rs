@@ -395,10 +395,21 @@ async fn retiring_a_key_waits_for_the_pending_connects_sealed_under_it(w: World)
     let ring = vault(&[K2, K1]).ring().clone();
 
     let usage = keys::key_usage(store).await.unwrap();
-    assert_eq!(usage.get(&K1), Some(&KeyCount { credentials: 0, pending_verifiers: 1, records: 0 }), "{usage:?}");
-    assert_eq!(usage.get(&K2), Some(&KeyCount { credentials: 1, pending_verifiers: 0, records: 0 }), "{usage:?}");
+    assert_eq!(
+        usage.get(&K1),
+        Some(&KeyCount { credentials: 0, pending_verifiers: 1, records: 0, webhooks: 0 }),
+        "{usage:?}"
+    );
+    assert_eq!(
+        usage.get(&K2),
+        Some(&KeyCount { credentials: 1, pending_verifiers: 0, records: 0, webhooks: 0 }),
+        "{usage:?}"
+    );
     let refused = keys::check_retire(store, &ring, K1).await;
-    assert!(matches!(refused, Err(KeyError::InUse { id: K1, credentials: 0, records: 0, pending: 1 })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(KeyError::InUse { id: K1, credentials: 0, records: 0, pending: 1, webhooks: 0 })),
+        "{refused:?}"
+    );
 
     assert!(store.consume_oauth_state(&[1; 32], Utc::now()).await.unwrap().is_some(), "the connect finishes");
     keys::check_retire(store, &ring, K1).await.expect("accepted once no pending connect uses k1");

@@ -1,0 +1,51 @@
+//! Webhooks-in tunables (architecture §4.4): the default secret-rotation overlap and how the
+//! inbox groups concurrent deliveries into one commit.
+
+use super::ConfigError;
+use std::time::Duration;
+
+/// Webhook sources and the inbox.
+#[derive(clap::Args, Clone, Debug)]
+pub struct WebhookArgs {
+    /// Seconds a rotated source secret keeps verifying when the rotation names no overlap.
+    #[arg(long, env = "PATCHBAY_WEBHOOK_SECRET_OVERLAP_SECONDS", default_value_t = 86_400, global = true)]
+    pub secret_overlap_seconds: u64,
+    /// Most deliveries the inbox commits in one transaction.
+    #[arg(long, env = "PATCHBAY_WEBHOOK_BATCH_MAX_ITEMS", default_value_t = 256, global = true)]
+    pub batch_max_items: usize,
+    /// Milliseconds the inbox waits for more deliveries before committing a batch (0: commit
+    /// what is queued at once).
+    #[arg(long, env = "PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS", default_value_t = 1, global = true)]
+    pub batch_max_wait_ms: u64,
+}
+
+/// Validated webhook settings.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub secret_overlap: chrono::Duration,
+    pub batch_max_items: usize,
+    pub batch_max_wait: Duration,
+}
+
+impl WebhookArgs {
+    pub(super) fn settings(&self) -> Result<WebhookSettings, ConfigError> {
+        let max_overlap = patchbay_webhooks::sources::MAX_OVERLAP.num_seconds().unsigned_abs();
+        if self.secret_overlap_seconds > max_overlap {
+            return Err(ConfigError::new(
+                "PATCHBAY_WEBHOOK_SECRET_OVERLAP_SECONDS",
+                "must be at most 2592000 (30 days)",
+            ));
+        }
+        if !(1..=10_000).contains(&self.batch_max_items) {
+            return Err(ConfigError::new("PATCHBAY_WEBHOOK_BATCH_MAX_ITEMS", "must be between 1 and 10000"));
+        }
+        if self.batch_max_wait_ms > 1_000 {
+            return Err(ConfigError::new("PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS", "must be at most 1000"));
+        }
+        Ok(WebhookSettings {
+            secret_overlap: chrono::Duration::seconds(i64::try_from(self.secret_overlap_seconds).unwrap_or(0)),
+            batch_max_items: self.batch_max_items,
+            batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
+        })
+    }
+}

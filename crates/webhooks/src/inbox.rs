@@ -1,0 +1,109 @@
+//! The ingest path of `/webhooks/sources/{id}`, after the HTTP layer has enforced the size
+//! limit and read the raw bytes: verification → timestamp window → dedup insert committed
+//! (through the group-commit batcher). The caller answers 2xx only on `Ok`.
+
+use crate::batcher::Batcher;
+use crate::scheme::{self, Rejection};
+use crate::sources::{scheme_of, Sources};
+use patchbay_store::{
+    Clock, NewWebhookEvent, StoreError, TenantId, WebhookEventId, WebhookInsert, WebhookSourceId, WebhookSourceKind,
+    WebhookStore,
+};
+use patchbay_token_vault::{Aad, Purpose, Vault};
+use std::sync::Arc;
+
+/// A committed delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// Newly stored.
+    Stored(WebhookEventId),
+    /// A redelivery of a stored event: acknowledged, nothing written.
+    Duplicate,
+}
+
+/// Why a delivery was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Not verified (401, empty body): the reason is for the log only.
+    #[error("rejected: {0}")]
+    Rejected(Rejection),
+    /// No such source (answered like a bad signature, so ids are not probed).
+    #[error("unknown source")]
+    UnknownSource,
+    /// The store could not commit it (503; the sender retries).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a sealed inbox body is bound to: its tenant (if any) and its event id.
+pub fn body_aad(tenant: Option<TenantId>, event: WebhookEventId) -> Aad {
+    let tenant = tenant.map(|t| t.0.as_bytes().to_vec()).unwrap_or_default();
+    Aad::new(Purpose::WebhookBody).with("tenant", tenant).with("event", event.0.as_bytes())
+}
+
+/// Verifies and commits deliveries to third-party sources.
+#[derive(Clone)]
+pub struct Inbox {
+    store: Arc<dyn WebhookStore>,
+    sources: Sources,
+    vault: Vault,
+    batcher: Batcher,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+impl Inbox {
+    pub fn new(store: Arc<dyn WebhookStore>, vault: Vault, batcher: Batcher, clock: Arc<dyn Clock>) -> Self {
+        let sources = Sources::new(store.clone(), vault.clone());
+        Self { store, sources, vault, batcher, clock }
+    }
+
+    /// The source service over the same store and vault.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Verifies `body` against the source's scheme and secrets, then commits it once.
+    #[tracing::instrument(skip_all, fields(source = %source_id))]
+    pub async fn ingest(
+        &self,
+        source_id: WebhookSourceId,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Ingested, IngestError> {
+        let source = match self.store.find_webhook_source(source_id).await {
+            Ok(source) => source,
+            Err(StoreError::NotFound) => return Err(IngestError::UnknownSource),
+            Err(e) => return Err(IngestError::Unavailable(e.to_string())),
+        };
+        let now = self.clock.now();
+        let scheme = scheme_of(&source).map_err(IngestError::Unavailable)?;
+        let keys = self.sources.keys(&source, now);
+        let verified = scheme::verify(&scheme, &keys, headers, body, now.timestamp()).map_err(IngestError::Rejected)?;
+        let id = WebhookEventId::new();
+        let tenant = Some(source.tenant_id);
+        let headers: serde_json::Map<String, serde_json::Value> =
+            verified.headers.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+        let event = NewWebhookEvent {
+            id,
+            source_kind: WebhookSourceKind::Source,
+            source_id: source.id.to_string(),
+            tenant_id: tenant,
+            dedup_key: verified.dedup_key,
+            received_at: now,
+            headers: serde_json::Value::Object(headers),
+            key_id: self.vault.ring().primary_id(),
+            body: self.vault.encrypt(body, &body_aad(tenant, id)),
+        };
+        match self.batcher.submit(event).await {
+            Ok(WebhookInsert::Stored(id)) => Ok(Ingested::Stored(id)),
+            Ok(WebhookInsert::Duplicate) => Ok(Ingested::Duplicate),
+            Err(e) => Err(IngestError::Unavailable(e.0)),
+        }
+    }
+}

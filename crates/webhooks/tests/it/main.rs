@@ -1,0 +1,5 @@
+//! patchbay-webhooks: signature schemes (pure), and the inbox and sources on both stores.
+
+mod batcher;
+mod inbox;
+mod schemes;
