@@ -6,12 +6,14 @@
 //! Not built yet: the processor job, Monday board webhooks, Google push channels, events out
 //! and reprocessing (see `docs/webhooks.md`). No axum here: `patchbay-api` owns the routes.
 
+pub mod apply;
 pub mod batcher;
 pub mod inbox;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
 
+pub use apply::{Applier, ApplyError};
 pub use batcher::{BatchSettings, Batcher, CommitFailed};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
