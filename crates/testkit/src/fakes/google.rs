@@ -8,7 +8,7 @@ pub mod calendar;
 mod state;
 mod token;
 
-pub use self::calendar::{ApiFailure, EventSpec, EventTime};
+pub use self::calendar::{ApiFailure, EventSpec, EventTime, PushDelivery};
 pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Client, GoogleState, User};
@@ -55,6 +55,7 @@ impl FakeGoogle {
             .with_state(state.clone());
         let log = RequestLog::default();
         let (base, server) = serve(router, log.clone()).await;
+        state.lock().unwrap().push.base = base.to_string();
         FakeGoogle { base, state, log, _server: server }
     }
 

@@ -10,10 +10,13 @@ mod gate;
 mod list;
 mod model;
 mod paging;
+mod push;
 mod spec;
 mod state;
 
 pub use control::DIRECT_CLIENT;
+pub use push::PushDelivery;
+pub(crate) use push::PushState;
 pub use events::UPDATED_MIN_HORIZON;
 pub use spec::{EventSpec, EventTime};
 
@@ -21,7 +24,7 @@ pub(crate) use state::CalendarState;
 pub use state::QuotaRecord;
 
 use super::Shared;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 /// A failure the Calendar API answers with instead of serving a request
@@ -48,4 +51,6 @@ pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/calendar/v3/users/me/calendarList", get(list::calendar_list))
         .route("/calendar/v3/calendars/{calendar_id}/events", get(events::list_events))
+        .route("/calendar/v3/calendars/{calendar_id}/events/watch", post(push::watch))
+        .route("/calendar/v3/channels/stop", post(push::stop))
 }

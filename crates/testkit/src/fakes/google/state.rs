@@ -1,7 +1,7 @@
 //! Fake Google's state: clients, users, pending consents, codes, grants, tokens, switches and
 //! counters. One value behind one mutex per fake.
 
-use super::calendar::CalendarState;
+use super::calendar::{CalendarState, PushState};
 use crate::fakes::common::{
     AuthorizeRecord, Challenge, Clock, FailNext, IssMode, RefreshHold, Revocation, RevokeBehaviour, TokenKind,
 };
@@ -88,6 +88,7 @@ pub(super) struct Counters {
 pub(super) struct GoogleState {
     pub clock: Clock,
     pub calendar: CalendarState,
+    pub push: PushState,
     pub jwt_key: Vec<u8>,
     pub clients: HashMap<String, Client>,
     pub users: Vec<User>,
@@ -107,6 +108,7 @@ impl GoogleState {
         GoogleState {
             clock: Clock::default(),
             calendar: CalendarState::default(),
+            push: PushState::default(),
             jwt_key,
             clients: HashMap::new(),
             users: Vec::new(),

@@ -21,6 +21,12 @@ fn account(st: &GoogleState, who: &str) -> (String, String) {
 }
 
 impl FakeGoogle {
+    /// A change in `calendar`: every live push channel watching it gets an `exists` message.
+    fn push_changed(&self, user: &str, calendar: &str) {
+        let (sub, email) = self.with(|st| account(st, user));
+        super::push::changed(&self.state, &sub, &email, calendar);
+    }
+
     /// Stands in for `https://www.googleapis.com/calendar/v3/` (ends with a slash).
     pub fn calendar_api_url(&self) -> Url {
         self.endpoint("calendar/v3/")
@@ -66,39 +72,47 @@ impl FakeGoogle {
 
     /// Inserts an event (`calendar` may be `primary`); returns its id.
     pub fn insert_event(&self, user: &str, calendar: &str, spec: EventSpec) -> String {
-        self.with(|st| {
+        let out = self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.insert_event(&sub, &email, calendar, spec, now)
-        })
+        });
+        self.push_changed(user, calendar);
+        out
     }
 
     /// Inserts many events under one lock (benchmarks load 100,000); returns their ids in order.
     pub fn insert_events(&self, user: &str, calendar: &str, specs: impl IntoIterator<Item = EventSpec>) -> Vec<String> {
-        self.with(|st| {
+        let out = self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             specs.into_iter().map(|spec| st.calendar.insert_event(&sub, &email, calendar, spec, now)).collect()
-        })
+        });
+        self.push_changed(user, calendar);
+        out
     }
 
     /// Changes an event (a single event, a series' master or an exception): `updated`, `etag`
     /// and `sequence` move on.
     pub fn update_event(&self, user: &str, calendar: &str, event_id: &str, change: impl FnOnce(&mut EventSpec)) {
-        self.with(|st| {
+        let out = self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.update_event(&sub, &email, calendar, event_id, change, now);
         });
+        self.push_changed(user, calendar);
+        out
     }
 
     /// Deletes an event: it becomes `status: cancelled` (a series' exceptions too).
     pub fn delete_event(&self, user: &str, calendar: &str, event_id: &str) {
-        self.with(|st| {
+        let out = self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.delete_event(&sub, &email, calendar, event_id, now);
         });
+        self.push_changed(user, calendar);
+        out
     }
 
     /// Makes the instance of series `master` originally at `original_start` an exception with
@@ -112,20 +126,24 @@ impl FakeGoogle {
         original_start: EventTime,
         spec: EventSpec,
     ) -> String {
-        self.with(|st| {
+        let out = self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.change_instance(&sub, &email, calendar, master, original_start, Some(spec), now)
-        })
+        });
+        self.push_changed(user, calendar);
+        out
     }
 
     /// Cancels the instance of series `master` originally at `original_start`; returns its id.
     pub fn cancel_instance(&self, user: &str, calendar: &str, master: &str, original_start: EventTime) -> String {
-        self.with(|st| {
+        let out = self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.change_instance(&sub, &email, calendar, master, original_start, None, now)
-        })
+        });
+        self.push_changed(user, calendar);
+        out
     }
 
     /// The calendar's live events exactly as an unbounded full sync without `showDeleted`
