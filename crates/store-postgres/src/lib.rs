@@ -21,6 +21,7 @@ mod record_writes;
 mod records;
 mod rows;
 mod sync;
+mod watch_channels;
 mod webhooks;
 
 use chrono::{DateTime, SubsecRound, Utc};

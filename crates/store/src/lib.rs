@@ -23,6 +23,7 @@ mod provider;
 mod records;
 mod sync;
 mod text_enum;
+mod watch_channels;
 mod webhooks;
 
 pub use audit::*;
@@ -40,6 +41,7 @@ pub use page::*;
 pub use provider::*;
 pub use records::*;
 pub use sync::*;
+pub use watch_channels::*;
 pub use webhooks::*;
 
 /// Everything a Patchbay store offers. Domain crates hold `Arc<dyn Store>` (or one of the
@@ -59,6 +61,7 @@ pub trait Store:
     + BudgetStore
     + IdempotencyStore
     + WebhookStore
+    + WatchChannelStore
 {
 }
 
@@ -77,5 +80,6 @@ impl<T> Store for T where
         + BudgetStore
         + IdempotencyStore
         + WebhookStore
+        + WatchChannelStore
 {
 }

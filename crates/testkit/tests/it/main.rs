@@ -101,5 +101,6 @@ on_both_stores!(
     an_inbox_batch_stores_each_dedup_key_once_per_source,
     concurrent_inbox_batches_store_every_delivery_exactly_once,
     webhook_events_page_by_id_and_are_invisible_to_other_tenants,
+    watch_channels_confirm_once_count_up_and_outlive_their_stop,
     // sync and records
 );

@@ -15,9 +15,9 @@ mod spec;
 mod state;
 
 pub use control::DIRECT_CLIENT;
+pub use events::UPDATED_MIN_HORIZON;
 pub use push::PushDelivery;
 pub(crate) use push::PushState;
-pub use events::UPDATED_MIN_HORIZON;
 pub use spec::{EventSpec, EventTime};
 
 pub(crate) use state::CalendarState;
