@@ -7,7 +7,7 @@ use chrono::Utc;
 use patchbay_oauth::{OAuthClient, Registry, RevokeVerdict};
 use patchbay_store::{
     ConnectionId, DisconnectPayload, Job, JobContext, JobError, JobHandler, JobPayload, NewAuditEvent, Store,
-    StoreError, SyncPurgePayload, TenantScope,
+    StoreError, SyncPurgePayload, TenantScope, WatchStopPayload,
 };
 use patchbay_token_vault::{revoke_grant, Tokens};
 use std::sync::Arc;
@@ -52,6 +52,15 @@ impl JobHandler for DisconnectJob {
         };
         let owner = format!("disconnect:{}", job.id);
         self.hold_refresh_lease(scope, id, &owner).await?;
+        // Google push channels are stopped first, by their own job (patchbay-sync), while the
+        // stored access token still works; this job waits (without spending an attempt) until
+        // that job has stopped them (at Google, or locally when it could not).
+        if !self.store.open_watch_channels(id).await.map_err(|e| JobError::Retry(e.to_string()))?.is_empty() {
+            let stop = WatchStopPayload { tenant_id: payload.tenant_id, connection_id: id };
+            self.store.enqueue(stop.job(Utc::now()), Utc::now()).await.map_err(|e| JobError::Retry(e.to_string()))?;
+            let _ = self.store.release_refresh_lease(id, &owner).await;
+            return Err(JobError::Yield(Utc::now() + chrono::Duration::seconds(1)));
+        }
         let revocation = match self.revoke(scope, &connection).await {
             Some(RevokeVerdict::Retry { reason, .. }) if ctx.attempt < self.revoke_attempts => {
                 // RFC 7009 §2.2.1: the token may still be valid; try again later.

@@ -2,7 +2,7 @@
 //! written before `events.watch` is called, authenticated by the SHA-256 of its random token,
 //! and kept after a stop until it expires so late messages are recognised.
 
-use crate::{ConnectionId, StoreResult, TenantId};
+use crate::{ConnectionId, JobKind, JobPayload, NewJob, StoreResult, TenantId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -92,4 +92,25 @@ pub trait WatchChannelStore: Send + Sync {
     async fn open_watch_channels(&self, connection: ConnectionId) -> StoreResult<Vec<WatchChannel>>;
     /// Deletes channels expired before `now` (stopped or not); returns how many.
     async fn delete_expired_watch_channels(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Payload of [`JobKind::GoogleWatchStop`]: stop every open push channel of a connection
+/// (queued by the disconnect job, run by `patchbay-sync`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatchStopPayload {
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+}
+
+impl JobPayload for WatchStopPayload {
+    const KIND: JobKind = JobKind::GoogleWatchStop;
+
+    fn job(&self, now: DateTime<Utc>) -> NewJob {
+        let mut job = NewJob::new(Self::KIND.as_str(), serde_json::json!(self), now);
+        // Ahead of other work when due together: the channels die with the grant.
+        job.priority = 20;
+        job.dedup_key = Some(format!("{}:{}", Self::KIND, self.connection_id));
+        job.concurrency_key = Some(format!("watch:{}", self.connection_id));
+        job
+    }
 }

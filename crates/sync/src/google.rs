@@ -12,6 +12,7 @@ mod client;
 mod events;
 mod fields;
 mod part;
+pub mod watch;
 
 use crate::engine::{list_due, Engine, Scope};
 use crate::SyncError;
@@ -57,6 +58,7 @@ pub async fn run(engine: &Engine<'_>) -> Result<(), SyncError> {
             Err(error) => return Err(error),
         }
     }
+    watch::ensure_watched(engine).await?;
     forbidden.map_or(Ok(()), Err)
 }
 

@@ -29,7 +29,7 @@ pub mod status;
 pub mod writeback;
 
 pub use error::SyncError;
-pub use settings::{MondayPlan, SyncSettings};
+pub use settings::{GooglePush, MondayPlan, SyncSettings};
 
 use patchbay_store::{jobs::Clock, Store};
 use patchbay_token_vault::Tokens;

@@ -73,6 +73,19 @@ pub struct SyncSettings {
     pub proxy_max_body: usize,
     /// Records deleted per purge batch.
     pub purge_batch: u32,
+    /// Google Calendar push channels; `None`: no channels are made (polling only).
+    pub google_push: Option<GooglePush>,
+}
+
+/// Where and for how long Google push channels are made.
+#[derive(Clone, Debug)]
+pub struct GooglePush {
+    /// `{PATCHBAY_PUBLIC_URL}/webhooks/google/calendar` (Google requires HTTPS).
+    pub address: Url,
+    /// The lifetime asked for (`params.ttl`); Google may grant less.
+    pub ttl: Duration,
+    /// How long before expiry a channel is replaced.
+    pub renew_margin: Duration,
 }
 
 impl SyncSettings {
@@ -99,6 +112,7 @@ impl SyncSettings {
             monday_page_size: 100,
             proxy_max_body: 5 * 1024 * 1024,
             purge_batch: 500,
+            google_push: None,
         }
     }
 }

@@ -23,6 +23,10 @@ crate::text_enum! {
         SyncRepair = "sync.repair",
         /// Deletes a disconnected connection's synced records in batches ([`SyncPurgePayload`]).
         SyncPurge = "sync.purge",
+        /// Replaces a Google push channel before it expires (`patchbay_sync::google::watch`).
+        GoogleWatchRenew = "google.watch.renew",
+        /// Stops a disconnected connection's Google push channels (`patchbay_sync::google::watch`).
+        GoogleWatchStop = "google.watch.stop",
     }
 }
 

@@ -20,14 +20,17 @@ use crate::SyncDeps;
 use patchbay_store::{JobHandler, JobKind, ProviderId, StoreError};
 use std::sync::Arc;
 
-/// The four sync handlers with the job kind each runs, ready to register on a worker.
+/// The sync handlers (and the Google push channel jobs) with the job kind each runs, ready to
+/// register on a worker.
 pub fn handlers(deps: &SyncDeps) -> Vec<(JobKind, Arc<dyn JobHandler>)> {
-    vec![
+    let mut handlers = vec![
         (JobKind::SyncInitial, Arc::new(SyncInitialJob { deps: deps.clone() }) as Arc<dyn JobHandler>),
         (JobKind::SyncRun, Arc::new(SyncRunJob { deps: deps.clone() })),
         (JobKind::SyncRepair, Arc::new(SyncRepairJob { deps: deps.clone() })),
         (JobKind::SyncPurge, Arc::new(SyncPurgeJob { deps: deps.clone() })),
-    ]
+    ];
+    handlers.extend(crate::google::watch::handlers(deps));
+    handlers
 }
 
 /// The part that lists a provider's containers: `calendars` or `boards`.
