@@ -63,6 +63,21 @@ impl Inbox {
         Self { store, sources, vault, batcher, clock }
     }
 
+    /// The group-commit batcher (Google push notifications share it).
+    pub fn batcher(&self) -> &Batcher {
+        &self.batcher
+    }
+
+    /// The vault inbox bodies are sealed with.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// The clock deliveries are stamped with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The source service over the same store and vault.
     pub fn sources(&self) -> &Sources {
         &self.sources

@@ -3,11 +3,13 @@
 //! GitHub, generic HMAC-SHA256) as pure functions, sources with sealed rotating secrets, and
 //! the inbox every verified delivery is committed to (group commit) before its 2xx.
 //!
-//! Not built yet: the processor job, Monday board webhooks, Google push channels, events out
+//! Google Calendar push notifications: [`google`]. Not built yet: the processor job, Monday
+//! board webhooks, events out
 //! and reprocessing (see `docs/webhooks.md`). No axum here: `patchbay-api` owns the routes.
 
 pub mod apply;
 pub mod batcher;
+pub mod google;
 pub mod inbox;
 pub mod scheme;
 pub mod secret;
@@ -15,6 +17,7 @@ pub mod sources;
 
 pub use apply::{Applier, ApplyError};
 pub use batcher::{BatchSettings, Batcher, CommitFailed};
+pub use google::{GoogleApplier, GoogleError, GoogleNotice, GoogleOutcome, GooglePushIn, GoogleRejection};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};

@@ -284,6 +284,7 @@ impl ConfigArgs {
         };
         let auth = self.auth_settings(env, production, allow_dev_secrets)?;
         let providers = self.provider_settings(env, production)?;
+        let sync = self.sync.settings(&providers, &http.public_url)?;
 
         Ok(Settings {
             environment: self.environment,
@@ -300,7 +301,7 @@ impl ConfigArgs {
             worker_lease: std::time::Duration::from_secs(self.worker_lease_seconds.max(1)),
             worker_poll: std::time::Duration::from_millis(self.worker_poll_ms.max(1)),
             app_name: app_name(&self.app_name)?,
-            sync: self.sync.settings(&providers)?,
+            sync,
             webhooks: self.webhooks.settings()?,
             providers,
         })

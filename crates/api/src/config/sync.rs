@@ -4,7 +4,7 @@
 use super::args::ProviderSettings;
 use super::ConfigError;
 use patchbay_oauth::ProviderId;
-use patchbay_sync::{MondayPlan, SyncSettings};
+use patchbay_sync::{GooglePush, MondayPlan, SyncSettings};
 use std::time::Duration;
 use url::Url;
 
@@ -41,11 +41,21 @@ pub struct SyncArgs {
     /// Items asked of monday per `items_page` (`limit`, 1–500).
     #[arg(long, env = "PATCHBAY_MONDAY_PAGE_SIZE", default_value_t = 100, global = true)]
     pub monday_page_size: u32,
+    /// Google Calendar push channels: after a sync, each calendar is watched at
+    /// `{PATCHBAY_PUBLIC_URL}/webhooks/google/calendar` (Google requires an HTTPS address).
+    #[arg(long, env = "PATCHBAY_GOOGLE_PUSH", default_value_t = false, global = true)]
+    pub google_push: bool,
+    /// The lifetime asked for a push channel (`params.ttl`, seconds; Google may grant less).
+    #[arg(long, env = "PATCHBAY_GOOGLE_PUSH_TTL_SECONDS", default_value_t = 604_800, global = true)]
+    pub google_push_ttl_seconds: u64,
+    /// Seconds before a push channel's expiry at which it is replaced by a new one.
+    #[arg(long, env = "PATCHBAY_GOOGLE_PUSH_RENEW_MARGIN_SECONDS", default_value_t = 86_400, global = true)]
+    pub google_push_renew_margin_seconds: u64,
 }
 
 impl SyncArgs {
     /// The sync settings, given the validated provider settings.
-    pub(super) fn settings(&self, providers: &ProviderSettings) -> Result<SyncSettings, ConfigError> {
+    pub(super) fn settings(&self, providers: &ProviderSettings, public_url: &Url) -> Result<SyncSettings, ConfigError> {
         let plan = MondayPlan::parse(&providers.monday_plan).ok_or_else(|| {
             ConfigError::new("PATCHBAY_MONDAY_PLAN", "must be `free`, `basic`, `standard`, `pro` or `enterprise`")
         })?;
@@ -87,7 +97,29 @@ impl SyncArgs {
         }
         settings.google_page_size = self.google_page_size;
         settings.monday_page_size = self.monday_page_size;
+        settings.google_push = self.google_push(public_url)?;
         Ok(settings)
+    }
+
+    fn google_push(&self, public_url: &Url) -> Result<Option<GooglePush>, ConfigError> {
+        if !self.google_push {
+            return Ok(None);
+        }
+        positive("PATCHBAY_GOOGLE_PUSH_TTL_SECONDS", self.google_push_ttl_seconds)?;
+        if self.google_push_renew_margin_seconds >= self.google_push_ttl_seconds {
+            return Err(ConfigError::new(
+                "PATCHBAY_GOOGLE_PUSH_RENEW_MARGIN_SECONDS",
+                "must be below PATCHBAY_GOOGLE_PUSH_TTL_SECONDS",
+            ));
+        }
+        let address = public_url
+            .join("webhooks/google/calendar")
+            .map_err(|_| ConfigError::new("PATCHBAY_PUBLIC_URL", "cannot hold the Google push path"))?;
+        Ok(Some(GooglePush {
+            address,
+            ttl: Duration::from_secs(self.google_push_ttl_seconds),
+            renew_margin: Duration::from_secs(self.google_push_renew_margin_seconds),
+        }))
     }
 }
 

@@ -21,6 +21,7 @@ pub mod sync_errors;
 pub mod sync_runs;
 pub mod webhook_events;
 pub mod webhook_sources;
+pub mod webhooks_google;
 pub mod webhooks_in;
 pub mod writeback;
 
@@ -130,18 +131,20 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         )
         .merge(browser::router().layer(GovernorLayer { config: limiters.connect.clone() }))
         .merge(webhooks_in::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
+        .merge(webhooks_google::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
         .fallback(|| async { ApiError::new(ProblemCode::RouteNotFound, "no route matches this path") })
         .with_state(state);
     with_layers(router, &settings)
 }
 
-const SENSITIVE_REQUEST_HEADERS: [HeaderName; 6] = [
+const SENSITIVE_REQUEST_HEADERS: [HeaderName; 7] = [
     header::AUTHORIZATION,
     header::COOKIE,
     header::PROXY_AUTHORIZATION,
     HeaderName::from_static("x-goog-channel-token"),
     HeaderName::from_static("webhook-signature"),
     HeaderName::from_static("x-hub-signature-256"),
+    HeaderName::from_static("x-goog-channel-token"),
 ];
 
 fn with_layers(router: Router, settings: &Settings) -> Router {

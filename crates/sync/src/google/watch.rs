@@ -31,6 +31,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+/// The sync part a calendar's push channel watches (`events:{calendar id}`).
+pub fn events_part(calendar_id: &str) -> String {
+    part_name(calendar_id)
+}
+
 /// SHA-256 of a channel token, as stored and compared.
 pub fn token_sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
