@@ -29,14 +29,10 @@ fn count(outcome: &'static str) {
 
 async fn receive(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
     let inbox = &state.inbox;
-    let push = GooglePushIn::new(state.store.clone(), inbox.vault().clone(), inbox.batcher().clone(), inbox.clock().clone());
-    let channel: String = headers
-        .get("x-goog-channel-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .take(64)
-        .collect();
+    let push =
+        GooglePushIn::new(state.store.clone(), inbox.vault().clone(), inbox.batcher().clone(), inbox.clock().clone());
+    let channel: String =
+        headers.get("x-goog-channel-id").and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(64).collect();
     match push.ingest(&headers).await {
         Ok(outcome) => {
             match outcome {

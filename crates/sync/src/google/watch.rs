@@ -97,7 +97,11 @@ pub(crate) async fn ensure_watched(engine: &Engine<'_>) -> Result<(), SyncError>
 
 /// Makes a channel on `calendar_id`: row first, then `events.watch`, then the confirmation, the
 /// part's change signal and the renewal job. Returns the confirmed channel.
-pub async fn watch_calendar(session: &Session, push: &GooglePush, calendar_id: &str) -> Result<WatchChannel, SyncError> {
+pub async fn watch_calendar(
+    session: &Session,
+    push: &GooglePush,
+    calendar_id: &str,
+) -> Result<WatchChannel, SyncError> {
     let deps = session.deps();
     let connection = session.connection();
     let now = deps.clock.now();
