@@ -150,6 +150,22 @@ async fn lifecycle(db: Db) {
     w.app.run_jobs().await;
     assert!(event_titles(&w, &alice, &connection_text).await.contains("after-renewal"), "no change lost");
 
+    // Coalescing: 50 changes → 50 stored notifications → applied → one sync run, not 50.
+    let runs_path = format!("/v1/connections/{connection_text}/sync-runs?limit=100");
+    let runs_before = json(w.app.get_as(&runs_path, &alice).await).await["data"].as_array().unwrap().len();
+    let before = w.google.push_deliveries().len();
+    for n in 0..50 {
+        w.google.insert_event(GOOGLE_SUB, "primary", EventSpec::timed(&format!("burst-{n}"), &start, &end));
+    }
+    w.google.wait_for_deliveries(before + 50).await;
+    assert_eq!(inbox(&w, scope, &second.id).await.len(), 51, "every message stored once");
+    apply_all(&w, scope, &second.id).await;
+    w.app.run_jobs().await;
+    let runs_after = json(w.app.get_as(&runs_path, &alice).await).await["data"].as_array().unwrap().len();
+    assert_eq!(runs_after, runs_before + 1, "50 notifications made one run");
+    let titles = event_titles(&w, &alice, &connection_text).await;
+    assert!(titles.contains("burst-0") && titles.contains("burst-49"), "the one run saw all 50");
+
     // Disconnect stops the channel at Google (before the grant is revoked).
     let deleted = w.app.client.delete(w.app.url(&format!("/v1/connections/{connection_text}"))).bearer_auth(&alice);
     assert_eq!(deleted.send().await.unwrap().status(), 202);
@@ -170,7 +186,7 @@ async fn lifecycle(db: Db) {
     assert!(w.google.live_channels().is_empty(), "no channel left alive at Google");
     assert!(channels(&w, connection).await.is_empty());
     assert_eq!(w.google.deliver_late(&second.id).await, Some(200), "a late message after the stop: 200");
-    assert_eq!(inbox(&w, scope, &second.id).await.len(), 1, "and nothing stored");
+    assert_eq!(inbox(&w, scope, &second.id).await.len(), 51, "and nothing stored");
     assert_eq!(w.google.resource_uri_fetches(), 0, "X-Goog-Resource-URI is never fetched");
 }
 
