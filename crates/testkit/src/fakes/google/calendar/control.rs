@@ -95,24 +95,22 @@ impl FakeGoogle {
     /// Changes an event (a single event, a series' master or an exception): `updated`, `etag`
     /// and `sequence` move on.
     pub fn update_event(&self, user: &str, calendar: &str, event_id: &str, change: impl FnOnce(&mut EventSpec)) {
-        let out = self.with(|st| {
+        self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.update_event(&sub, &email, calendar, event_id, change, now);
         });
         self.push_changed(user, calendar);
-        out
     }
 
     /// Deletes an event: it becomes `status: cancelled` (a series' exceptions too).
     pub fn delete_event(&self, user: &str, calendar: &str, event_id: &str) {
-        let out = self.with(|st| {
+        self.with(|st| {
             let (sub, email) = account(st, user);
             let now = st.clock.now();
             st.calendar.delete_event(&sub, &email, calendar, event_id, now);
         });
         self.push_changed(user, calendar);
-        out
     }
 
     /// Makes the instance of series `master` originally at `original_start` an exception with

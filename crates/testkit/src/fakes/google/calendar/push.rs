@@ -104,7 +104,8 @@ pub(super) async fn watch(
     let channel = {
         let mut st = shared.lock().unwrap();
         let https = address.starts_with("https://");
-        if !https && !(st.push.allow_http && address.starts_with("http://")) {
+        let plain_allowed = st.push.allow_http && address.starts_with("http://");
+        if !https && !plain_allowed {
             return Err(api_error(
                 400,
                 "push",
