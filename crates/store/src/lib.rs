@@ -13,6 +13,7 @@ mod connect;
 mod connections;
 mod credentials;
 mod error;
+mod event_out;
 mod identity;
 mod ids;
 mod instances;
@@ -31,6 +32,7 @@ pub use connect::*;
 pub use connections::*;
 pub use credentials::*;
 pub use error::{StoreError, StoreResult};
+pub use event_out::*;
 pub use identity::*;
 pub use ids::*;
 pub use instances::*;
@@ -59,6 +61,7 @@ pub trait Store:
     + BudgetStore
     + IdempotencyStore
     + WebhookStore
+    + EventOutStore
 {
 }
 
@@ -77,5 +80,6 @@ impl<T> Store for T where
         + BudgetStore
         + IdempotencyStore
         + WebhookStore
+    + EventOutStore
 {
 }
