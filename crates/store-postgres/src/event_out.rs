@@ -102,15 +102,17 @@ impl EventOutStore for PgStore {
     async fn create_event_endpoint(&self, endpoint: NewEventEndpoint) -> StoreResult<EventEndpoint> {
         let types: Vec<&str> = endpoint.event_types.iter().map(|t| t.as_str()).collect();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("INSERT INTO event_endpoint (id, tenant_id, url, event_types, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(endpoint.id.0)
-            .bind(endpoint.tenant_id.0)
-            .bind(&endpoint.url)
-            .bind(&types)
-            .bind(us(endpoint.secret.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO event_endpoint (id, tenant_id, url, event_types, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(endpoint.id.0)
+        .bind(endpoint.tenant_id.0)
+        .bind(&endpoint.url)
+        .bind(&types)
+        .bind(us(endpoint.secret.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         insert_secret(&mut tx, endpoint.id, &endpoint.secret).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_endpoint(endpoint.id, Some(endpoint.tenant_id)).await

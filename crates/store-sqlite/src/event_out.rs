@@ -254,13 +254,15 @@ impl EventOutStore for SqliteStore {
                 deliveries += 1;
             }
         }
-        sqlx::query("UPDATE event_outbox SET dispatched_at = ?3 WHERE position BETWEEN ?1 AND ?2 AND dispatched_at IS NULL")
-            .bind(first)
-            .bind(last)
-            .bind(micros(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE event_outbox SET dispatched_at = ?3 WHERE position BETWEEN ?1 AND ?2 AND dispatched_at IS NULL",
+        )
+        .bind(first)
+        .bind(last)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Dispatched { events: u32::try_from(positions.len()).unwrap_or(u32::MAX), deliveries })
     }

@@ -158,8 +158,12 @@ pub trait EventOutStore: Send + Sync {
     ) -> StoreResult<EventEndpoint>;
     /// Disables the endpoint (once) and, in the same transaction, appends `event` to the outbox
     /// (the final `endpoint.disabled` event). `false` when it was already disabled.
-    async fn disable_event_endpoint(&self, id: EventEndpointId, event: NewEvent, now: DateTime<Utc>)
-        -> StoreResult<bool>;
+    async fn disable_event_endpoint(
+        &self,
+        id: EventEndpointId,
+        event: NewEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// The endpoint's deliveries, newest first.
     async fn list_event_deliveries(
         &self,

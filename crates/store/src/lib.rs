@@ -80,6 +80,6 @@ impl<T> Store for T where
         + BudgetStore
         + IdempotencyStore
         + WebhookStore
-    + EventOutStore
+        + EventOutStore
 {
 }

@@ -101,5 +101,10 @@ on_both_stores!(
     an_inbox_batch_stores_each_dedup_key_once_per_source,
     concurrent_inbox_batches_store_every_delivery_exactly_once,
     webhook_events_page_by_id_and_are_invisible_to_other_tenants,
+    // events out
+    event_endpoints_are_tenant_scoped_and_rotate_with_an_overlap,
+    dispatch_makes_one_delivery_per_subscribed_enabled_endpoint,
+    concurrent_dispatchers_neither_skip_nor_double_an_event,
+    deliveries_are_leased_attempted_redriven_and_disabled_with_a_final_event,
     // sync and records
 );
