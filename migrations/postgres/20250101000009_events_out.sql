@@ -24,7 +24,7 @@ CREATE TABLE event_endpoint (
 );
 CREATE INDEX event_endpoint_tenant_idx ON event_endpoint (tenant_id, id);
 
--- An endpoint's signing secrets, sealed (purpose `webhook_secret`, bound to tenant, endpoint
+-- An endpoint's signing secrets, sealed (purpose `endpoint_secret`, bound to tenant, endpoint
 -- and secret id); several are valid during a rotation overlap and each signs every attempt.
 CREATE TABLE event_endpoint_secret (
     id          uuid PRIMARY KEY,

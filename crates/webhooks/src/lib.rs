@@ -3,12 +3,14 @@
 //! GitHub, generic HMAC-SHA256) as pure functions, sources with sealed rotating secrets, and
 //! the inbox every verified delivery is committed to (group commit) before its 2xx.
 //!
-//! Not built yet: the processor job, Monday board webhooks, Google push channels, events out
-//! and reprocessing (see `docs/webhooks.md`). No axum here: `patchbay-api` owns the routes.
+//! Events out ([`out`]): tenant endpoints, the outbox dispatcher and the signed, retried
+//! sender. Not built yet: the processor job, Monday board webhooks, Google push channels and
+//! reprocessing (see `docs/webhooks.md`). No axum here: `patchbay-api` owns the routes.
 
 pub mod apply;
 pub mod batcher;
 pub mod inbox;
+pub mod out;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
@@ -16,6 +18,7 @@ pub mod sources;
 pub use apply::{Applier, ApplyError};
 pub use batcher::{BatchSettings, Batcher, CommitFailed};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
+pub use out::{EndpointError, EndpointWithSecret, EventsOut, OutSettings, RoundReport};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};
 pub use sources::{scheme_of, SourceError, Sources, WithSecret};
