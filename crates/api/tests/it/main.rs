@@ -6,6 +6,7 @@ mod canary;
 mod config;
 mod connect;
 mod connection_view;
+mod event_endpoints;
 mod health;
 mod helpers;
 mod migrate;
