@@ -458,6 +458,18 @@ impl EventOutStore for SqliteStore {
         delivery_row(&row)
     }
 
+    async fn event_endpoint_key_usage(&self) -> StoreResult<Vec<WebhookKeyUsage>> {
+        let found =
+            sqlx::query("SELECT key_id, COUNT(*) AS n FROM event_endpoint_secret GROUP BY key_id ORDER BY key_id")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| Ok(WebhookKeyUsage { key_id: key_id(row, "key_id")?, ciphertexts: int(row, "n")? }))
+            .collect()
+    }
+
     async fn find_outbox_event(&self, id: EventId) -> StoreResult<OutboxEvent> {
         let row = sqlx::query("SELECT * FROM event_outbox WHERE id = ?")
             .bind(id_text(id.0))

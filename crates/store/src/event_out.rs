@@ -195,4 +195,6 @@ pub trait EventOutStore: Send + Sync {
     async fn find_outbox_event(&self, id: EventId) -> StoreResult<OutboxEvent>;
     /// An endpoint by id with its secrets, whatever its tenant (the sender's read).
     async fn find_event_endpoint(&self, id: EventEndpointId) -> StoreResult<EventEndpoint>;
+    /// Sealed endpoint secrets per vault key id, so a key that still seals one is never retired.
+    async fn event_endpoint_key_usage(&self) -> StoreResult<Vec<WebhookKeyUsage>>;
 }

@@ -78,6 +78,8 @@ pub async fn event_endpoints_are_tenant_scoped_and_rotate_with_an_overlap(store:
     let refused = store.rotate_event_endpoint_secret(other, created.id, sealed(4, now), now, now).await;
     assert!(matches!(refused, Err(StoreError::NotFound)), "another tenant cannot rotate");
     assert!(matches!(store.delete_event_endpoint(other, created.id).await, Err(StoreError::NotFound)));
+    let usage = store.event_endpoint_key_usage().await.expect("key usage");
+    assert_eq!(usage, vec![WebhookKeyUsage { key_id: 1, ciphertexts: 2 }], "the kept secrets are counted");
     store.delete_event_endpoint(acme, created.id).await.expect("delete");
     assert!(matches!(store.get_event_endpoint(acme, created.id).await, Err(StoreError::NotFound)), "deleted");
     assert!(matches!(store.delete_event_endpoint(acme, created.id).await, Err(StoreError::NotFound)));
