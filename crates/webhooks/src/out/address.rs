@@ -129,7 +129,7 @@ pub fn literal_ip(url: &Url) -> Result<Option<IpAddr>, UrlRefusal> {
         None => Err(UrlRefusal::NoHost),
         Some(Host::Ipv4(v4)) => Ok(Some(IpAddr::V4(v4))),
         Some(Host::Ipv6(v6)) => Ok(Some(IpAddr::V6(v6))),
-        Some(Host::Domain(d)) if d.is_empty() => Err(UrlRefusal::NoHost),
+        Some(Host::Domain("")) => Err(UrlRefusal::NoHost),
         Some(Host::Domain(_)) => Ok(None),
     }
 }

@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex};
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const PUBLIC: IpAddr = IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34));
 
+/// A scripted answer: a status and an optional `Retry-After`.
+type Scripted = (u16, Option<&'static str>);
+
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 struct Received {
@@ -30,7 +33,7 @@ struct Received {
 /// A loopback receiver answering from a script (the last answer repeats).
 #[derive(Clone, Default)]
 struct Receiver {
-    script: Arc<Mutex<Vec<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<Vec<Scripted>>>,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -52,7 +55,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 }
 
 impl Receiver {
-    async fn start(script: Vec<(u16, Option<&'static str>)>) -> (Self, SocketAddr) {
+    async fn start(script: Vec<Scripted>) -> (Self, SocketAddr) {
         let receiver = Self { script: Arc::new(Mutex::new(script)), ..Self::default() };
         let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(receiver.clone());
         let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
@@ -61,7 +64,7 @@ impl Receiver {
         (receiver, addr)
     }
 
-    fn answer(&self, script: Vec<(u16, Option<&'static str>)>) {
+    fn answer(&self, script: Vec<Scripted>) {
         *self.script.lock().unwrap() = script;
     }
 
@@ -101,7 +104,7 @@ impl Harness {
         &self,
         name: &str,
         types: &[&str],
-        script: Vec<(u16, Option<&'static str>)>,
+        script: Vec<Scripted>,
     ) -> (Receiver, EventEndpoint, SigningKey) {
         let (receiver, addr) = Receiver::start(script).await;
         self.resolver.set(name, &[LOOPBACK]);
