@@ -2,7 +2,7 @@
 
 use crate::state::AppState;
 use patchbay_connect::DisconnectJob;
-use patchbay_store::{JobKind, Worker};
+use patchbay_store::{JobKind, SystemClock, Worker};
 use std::sync::Arc;
 
 /// Revocation attempts before a disconnect gives the grant up and cleans up anyway (below the
@@ -22,5 +22,12 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
     for (kind, handler) in patchbay_sync::runner::handlers(&state.sync) {
         worker = worker.handle(kind.as_str(), handler);
     }
+    let events = patchbay_webhooks::out::job::EventsDeliverJob {
+        out: state.events_out.clone(),
+        jobs: state.store.clone(),
+        clock: Arc::new(SystemClock),
+        every: state.settings.events_out.poll,
+    };
+    worker = worker.handle(JobKind::EventsDeliver.as_str(), Arc::new(events));
     worker
 }

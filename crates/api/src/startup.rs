@@ -10,8 +10,8 @@ use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
 use patchbay_store::{
-    CredentialStore, Instance, InstanceId, JobPayload, JobStore, Store, SyncRepairPayload, SystemClock, Worker,
-    WorkerSettings,
+    CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, Store, SyncRepairPayload,
+    SystemClock, Worker, WorkerSettings,
 };
 use patchbay_sync::SyncDeps;
 use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
@@ -109,6 +109,9 @@ impl Application {
         let limiters = RateLimiters::new(&settings);
         let read_cache = Arc::new(ReadCache::new(settings.read_cache_bytes, &settings.vault_keys.ids()));
         let inbox = inbox(&settings, &store, tokens.vault().clone());
+        let events_out = events_out(&settings, &store, tokens.vault().clone())?;
+        // One delivery loop for the fleet: its dedup key merges this into one already queued.
+        store.enqueue(EventsDeliverPayload {}.job(now), now).await.context("queueing the events-out loop")?;
         let state = AppState {
             read_cache,
             store,
@@ -120,6 +123,7 @@ impl Application {
             connect,
             sync,
             inbox,
+            events_out,
         };
         let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })
@@ -228,6 +232,24 @@ fn inbox(settings: &Settings, store: &Arc<dyn Store>, vault: Vault) -> patchbay_
     };
     let batcher = patchbay_webhooks::Batcher::spawn(store.clone(), batch);
     patchbay_webhooks::Inbox::new(store.clone(), vault, batcher, Arc::new(SystemClock))
+}
+
+/// Events out: endpoints, dispatch and the signed sender, resolving names with the system
+/// resolver behind the private-address guard.
+fn events_out(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    vault: Vault,
+) -> anyhow::Result<patchbay_webhooks::EventsOut> {
+    let out = patchbay_webhooks::OutSettings {
+        allow_private: settings.allow_private_endpoints,
+        timeout: settings.events_out.timeout,
+        disable_after: settings.events_out.disable_after,
+        batch: settings.events_out.batch,
+        concurrency: settings.events_out.concurrency,
+    };
+    let resolver = Arc::new(patchbay_webhooks::out::resolve::SystemResolver);
+    patchbay_webhooks::EventsOut::new(store.clone(), vault, out, resolver).map_err(anyhow::Error::msg)
 }
 
 /// Periodic chores: the instance heartbeat, pruning idle rate-limiter keys, and the refresh

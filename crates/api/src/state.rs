@@ -26,4 +26,6 @@ pub struct AppState {
     pub read_cache: Arc<crate::http::records::cache::ReadCache>,
     /// Third-party webhook sources and the inbox (with its group-commit batcher).
     pub inbox: patchbay_webhooks::Inbox,
+    /// Event endpoints and their signed deliveries.
+    pub events_out: patchbay_webhooks::EventsOut,
 }

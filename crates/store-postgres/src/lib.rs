@@ -11,6 +11,7 @@ mod connect;
 mod connections;
 mod credentials;
 mod error;
+mod event_out;
 mod idempotency;
 mod identity;
 mod instances;

@@ -13,6 +13,7 @@ mod connect;
 mod connections;
 mod credentials;
 mod error;
+mod event_out;
 mod idempotency;
 mod identity;
 mod instances;

@@ -73,6 +73,10 @@ typed_id!(
     WebhookSourceId,
     /// An event in the webhook inbox.
     WebhookEventId,
+    /// A tenant's event endpoint (events out).
+    EventEndpointId,
+    /// One event's delivery to one endpoint.
+    EventDeliveryId,
 );
 
 impl RecordId {

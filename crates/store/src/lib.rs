@@ -13,6 +13,7 @@ mod connect;
 mod connections;
 mod credentials;
 mod error;
+mod event_out;
 mod identity;
 mod ids;
 mod instances;
@@ -32,6 +33,7 @@ pub use connect::*;
 pub use connections::*;
 pub use credentials::*;
 pub use error::{StoreError, StoreResult};
+pub use event_out::*;
 pub use identity::*;
 pub use ids::*;
 pub use instances::*;
@@ -62,6 +64,7 @@ pub trait Store:
     + IdempotencyStore
     + WebhookStore
     + WatchChannelStore
+    + EventOutStore
 {
 }
 
@@ -81,5 +84,6 @@ impl<T> Store for T where
         + IdempotencyStore
         + WebhookStore
         + WatchChannelStore
+        + EventOutStore
 {
 }

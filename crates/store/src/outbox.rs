@@ -26,6 +26,12 @@ crate::text_enum! {
         SyncFailed = "sync.failed",
         /// A third-party webhook was stored.
         WebhookReceived = "webhook.received",
+        /// An event endpoint failed for too long and was disabled (sent to the tenant's other
+        /// endpoints subscribed to it).
+        EndpointDisabled = "endpoint.disabled",
+        /// A test event asked for with `POST /v1/event-endpoints/{id}/test`: delivered to that
+        /// endpoint only, never dispatched.
+        EndpointTest = "endpoint.test",
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::tokens::token_set_aad;
 use crate::{KeyRing, Vault};
 use chrono::Utc;
-use patchbay_store::{ConnectStore, CredentialStore, RecordStore, StoreError, WebhookStore};
+use patchbay_store::{ConnectStore, CredentialStore, EventOutStore, RecordStore, StoreError, WebhookStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ pub struct KeyCount {
     pub pending_verifiers: i64,
     /// Sealed synced records (boards, columns, groups, items, calendars, events).
     pub records: i64,
-    /// Sealed webhook source secrets and inbox bodies (not re-encrypted by `rotate` yet).
+    /// Sealed webhook source secrets, inbox bodies and event endpoint secrets (not
+    /// re-encrypted by `rotate` yet).
     pub webhooks: i64,
 }
 
@@ -33,7 +34,7 @@ impl KeyCount {
 /// Every ciphertext Patchbay holds, by key id.
 pub async fn key_usage<S>(store: &S) -> Result<BTreeMap<u32, KeyCount>, StoreError>
 where
-    S: CredentialStore + ConnectStore + RecordStore + WebhookStore + ?Sized,
+    S: CredentialStore + ConnectStore + RecordStore + WebhookStore + EventOutStore + ?Sized,
 {
     let mut usage: BTreeMap<u32, KeyCount> = BTreeMap::new();
     for u in store.credential_key_usage().await? {
@@ -43,6 +44,9 @@ where
         usage.entry(u.key_id).or_default().records += u.records;
     }
     for u in store.webhook_key_usage().await? {
+        usage.entry(u.key_id).or_default().webhooks += u.ciphertexts;
+    }
+    for u in store.event_endpoint_key_usage().await? {
         usage.entry(u.key_id).or_default().webhooks += u.ciphertexts;
     }
     for blob in store.unexpired_pkce_verifiers(Utc::now()).await? {
@@ -71,7 +75,7 @@ pub enum KeyError {
     UnreadableRecords(usize),
     #[error("key {0} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`")]
     Primary(u32),
-    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets or inbox bodies: run `patchbay vault rotate` (and let pending connects finish or expire) first; webhook ciphertexts are not re-encrypted yet (docs/webhooks.md)")]
+    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets, inbox bodies or event endpoint secrets: run `patchbay vault rotate` (and let pending connects finish or expire) first; webhook ciphertexts are not re-encrypted yet (docs/webhooks.md)")]
     InUse { id: u32, credentials: i64, records: i64, pending: i64, webhooks: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -136,7 +140,7 @@ where
 /// credential, synced record or pending connect's PKCE verifier — still uses it.
 pub async fn check_retire<S>(store: &S, ring: &KeyRing, id: u32) -> Result<(), KeyError>
 where
-    S: CredentialStore + ConnectStore + RecordStore + WebhookStore + ?Sized,
+    S: CredentialStore + ConnectStore + RecordStore + WebhookStore + EventOutStore + ?Sized,
 {
     if id == ring.primary_id() {
         return Err(KeyError::Primary(id));

@@ -3,14 +3,15 @@
 //! GitHub, generic HMAC-SHA256) as pure functions, sources with sealed rotating secrets, and
 //! the inbox every verified delivery is committed to (group commit) before its 2xx.
 //!
-//! Google Calendar push notifications: [`google`]. Not built yet: the processor job, Monday
-//! board webhooks, events out
-//! and reprocessing (see `docs/webhooks.md`). No axum here: `patchbay-api` owns the routes.
+//! Google Calendar push notifications: [`google`]. Events out ([`out`]): tenant endpoints, the
+//! outbox dispatcher and the signed, retried sender. No axum here: `patchbay-api` owns the
+//! routes; `docs/webhooks.md` says what is built and what is not.
 
 pub mod apply;
 pub mod batcher;
 pub mod google;
 pub mod inbox;
+pub mod out;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
@@ -19,6 +20,7 @@ pub use apply::{Applier, ApplyError};
 pub use batcher::{BatchSettings, Batcher, CommitFailed};
 pub use google::{GoogleApplier, GoogleError, GoogleNotice, GoogleOutcome, GooglePushIn, GoogleRejection};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
+pub use out::{EndpointError, EndpointWithSecret, EventsOut, OutSettings, RoundReport};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};
 pub use sources::{scheme_of, SourceError, Sources, WithSecret};

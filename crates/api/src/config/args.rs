@@ -61,6 +61,8 @@ pub struct ConfigArgs {
     pub sync: super::sync::SyncArgs,
     #[command(flatten)]
     pub webhooks: super::webhooks::WebhookArgs,
+    #[command(flatten)]
+    pub events_out: super::events_out::EventsOutArgs,
 
     /// Maximum database connections (Postgres pool size; SQLite read connections).
     #[arg(long, env = "PATCHBAY_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
@@ -303,6 +305,7 @@ impl ConfigArgs {
             app_name: app_name(&self.app_name)?,
             sync,
             webhooks: self.webhooks.settings()?,
+            events_out: self.events_out.settings()?,
             providers,
         })
     }

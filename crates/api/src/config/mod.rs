@@ -4,11 +4,13 @@
 
 mod args;
 mod dev_secrets;
+mod events_out;
 mod secrets;
 mod sync;
 mod webhooks;
 
 pub use args::{ConfigArgs, Environment, LogFormat};
+pub use events_out::{EventsOutArgs, EventsOutSettings};
 pub use patchbay_sync::SyncSettings;
 pub use patchbay_token_vault::KeyRing;
 pub use secrets::{ProcessEnv, SecretSource};
@@ -136,6 +138,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// Webhook sources and the inbox.
     pub webhooks: WebhookSettings,
+    /// Event endpoints' delivery loop.
+    pub events_out: EventsOutSettings,
 }
 
 impl Settings {

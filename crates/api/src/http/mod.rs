@@ -7,6 +7,7 @@ pub mod browser;
 pub mod client_ip;
 pub mod connect_sessions;
 pub mod connections;
+pub mod event_endpoints;
 pub mod extract;
 pub mod health_routes;
 pub mod me;
@@ -114,6 +115,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         .merge(admin::router())
         .merge(webhook_sources::router())
         .merge(webhook_events::router())
+        .merge(event_endpoints::router())
         .layer(GovernorLayer { config: limiters.v1.clone() });
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health_routes::router())

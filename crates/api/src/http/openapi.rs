@@ -33,6 +33,7 @@ browser routes' own error pages (HTML) and the `/readyz` answer."),
         (name = "records", description = "Synced monday and Google records and their change feeds"),
         (name = "proxy", description = "The authenticated provider proxy"),
         (name = "webhooks", description = "Third-party webhook sources and the webhook inbox"),
+        (name = "events", description = "Event endpoints: signed deliveries of the tenant's events, their retries and redrives"),
         (name = "admin", description = "Operator views (PATCHBAY_ADMIN_TOKENS)"),
         (name = "browser", description = "Browser routes: HTML pages and redirects for a person's browser, not for API clients (marked `x-patchbay-browser: true`)"),
     )

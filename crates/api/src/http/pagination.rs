@@ -35,6 +35,10 @@ pub enum List {
     WebhookSources,
     /// `GET /v1/webhook-events`
     WebhookEvents,
+    /// `GET /v1/event-endpoints`
+    EventEndpoints,
+    /// `GET /v1/event-endpoints/{id}/deliveries`
+    EventDeliveries,
 }
 
 impl List {
@@ -51,6 +55,8 @@ impl List {
             Self::SyncRuns => "sync-runs",
             Self::WebhookSources => "webhook-sources",
             Self::WebhookEvents => "webhook-events",
+            Self::EventEndpoints => "event-endpoints",
+            Self::EventDeliveries => "event-deliveries",
         }
     }
 

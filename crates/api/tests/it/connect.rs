@@ -513,8 +513,9 @@ async fn disconnect_revokes_once_destroys_the_credential_and_emits_deleted() {
         w.app.client.delete(w.app.url(&format!("/v1/connections/{id}"))).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(response.status(), 202);
     assert_eq!(w.app.get_as(&format!("/v1/connections/{id}"), &alice).await.status(), 404, "hidden at once");
-    // The repair sweep, the initial sync request, the disconnect and the purge of synced data.
-    assert_eq!(w.app.run_jobs().await, 4, "the disconnect job ran with the sync jobs around it");
+    // The repair sweep, the first events-out round, the initial sync request, the disconnect
+    // and the purge of synced data.
+    assert_eq!(w.app.run_jobs().await, 5, "the disconnect job ran with the sync jobs around it");
     let events = w.app.store.list_events(scope, 0, 100).await.unwrap();
     let deleted = events.iter().filter(|e| e.event_type.as_str() == "connection.deleted").count();
     assert_eq!(deleted, 1, "connection.deleted written once");

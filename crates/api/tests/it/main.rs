@@ -7,6 +7,7 @@ mod config;
 mod connect;
 mod connection_view;
 mod google_push;
+mod event_endpoints;
 mod health;
 mod helpers;
 mod migrate;

@@ -27,6 +27,9 @@ crate::text_enum! {
         GoogleWatchRenew = "google.watch.renew",
         /// Stops a disconnected connection's Google push channels (`patchbay_sync::google::watch`).
         GoogleWatchStop = "google.watch.stop",
+        /// Dispatches the outbox to event endpoints and sends due deliveries; a singleton that
+        /// re-enqueues itself ([`EventsDeliverPayload`]).
+        EventsDeliver = "events.deliver",
     }
 }
 
@@ -96,6 +99,22 @@ impl JobPayload for SyncRepairPayload {
     fn job(&self, now: DateTime<Utc>) -> NewJob {
         let mut job = NewJob::new(Self::KIND.as_str(), serde_json::json!(self), now);
         job.priority = -20;
+        job.dedup_key = Some(Self::KIND.to_string());
+        job.concurrency_key = Some(Self::KIND.to_string());
+        job
+    }
+}
+
+/// Payload of [`JobKind::EventsDeliver`]: a singleton loop (one queued at a time fleet-wide).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsDeliverPayload {}
+
+impl JobPayload for EventsDeliverPayload {
+    const KIND: JobKind = JobKind::EventsDeliver;
+
+    fn job(&self, now: DateTime<Utc>) -> NewJob {
+        let mut job = NewJob::new(Self::KIND.as_str(), serde_json::json!(self), now);
+        job.priority = 5;
         job.dedup_key = Some(Self::KIND.to_string());
         job.concurrency_key = Some(Self::KIND.to_string());
         job

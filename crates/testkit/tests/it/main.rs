@@ -102,5 +102,10 @@ on_both_stores!(
     concurrent_inbox_batches_store_every_delivery_exactly_once,
     webhook_events_page_by_id_and_are_invisible_to_other_tenants,
     watch_channels_confirm_once_count_up_and_outlive_their_stop,
+    // events out
+    event_endpoints_are_tenant_scoped_and_rotate_with_an_overlap,
+    dispatch_makes_one_delivery_per_subscribed_enabled_endpoint,
+    concurrent_dispatchers_neither_skip_nor_double_an_event,
+    deliveries_are_leased_attempted_redriven_and_disabled_with_a_final_event,
     // sync and records
 );
