@@ -2,7 +2,8 @@
 
 use crate::state::AppState;
 use patchbay_connect::DisconnectJob;
-use patchbay_store::{JobKind, Worker};
+use patchbay_store::{JobKind, SystemClock, WebhookSourceKind, Worker};
+use patchbay_webhooks::{Processor, ReceivedApplier};
 use std::sync::Arc;
 
 /// Revocation attempts before a disconnect gives the grant up and cleans up anyway (below the
@@ -22,5 +23,13 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
     for (kind, handler) in patchbay_sync::runner::handlers(&state.sync) {
         worker = worker.handle(kind.as_str(), handler);
     }
-    worker
+    worker.handle(JobKind::WebhookProcess.as_str(), Arc::new(webhook_processor(state)))
+}
+
+/// The inbox processor with one applier per source kind. Kinds without an applier here end
+/// `failed` ("no applier for source kind …") and can be reprocessed once one is added.
+pub fn webhook_processor(state: &AppState) -> Processor {
+    Processor::new(state.store.clone(), state.tokens.vault().clone(), Arc::new(SystemClock))
+        .with_max_attempts(state.settings.webhooks.process_max_attempts)
+        .with_applier(WebhookSourceKind::Source, Arc::new(ReceivedApplier::new(state.store.clone())))
 }

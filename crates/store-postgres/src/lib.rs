@@ -21,6 +21,7 @@ mod record_writes;
 mod records;
 mod rows;
 mod sync;
+mod webhook_processing;
 mod webhooks;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -24,6 +24,7 @@ mod pages;
 mod records;
 mod rows;
 mod sync;
+mod webhook_processing;
 mod webhooks;
 
 use patchbay_store::{StoreError, StoreResult};

@@ -23,6 +23,7 @@ mod provider;
 mod records;
 mod sync;
 mod text_enum;
+mod webhook_processing;
 mod webhooks;
 
 pub use audit::*;
@@ -40,6 +41,7 @@ pub use page::*;
 pub use provider::*;
 pub use records::*;
 pub use sync::*;
+pub use webhook_processing::*;
 pub use webhooks::*;
 
 /// Everything a Patchbay store offers. Domain crates hold `Arc<dyn Store>` (or one of the
@@ -59,6 +61,7 @@ pub trait Store:
     + BudgetStore
     + IdempotencyStore
     + WebhookStore
+    + WebhookProcessingStore
 {
 }
 
@@ -77,5 +80,6 @@ impl<T> Store for T where
         + BudgetStore
         + IdempotencyStore
         + WebhookStore
+        + WebhookProcessingStore
 {
 }

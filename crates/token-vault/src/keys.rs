@@ -20,7 +20,7 @@ pub struct KeyCount {
     pub pending_verifiers: i64,
     /// Sealed synced records (boards, columns, groups, items, calendars, events).
     pub records: i64,
-    /// Sealed webhook source secrets and inbox bodies (not re-encrypted by `rotate` yet).
+    /// Sealed webhook source secrets and inbox bodies.
     pub webhooks: i64,
 }
 
@@ -71,7 +71,7 @@ pub enum KeyError {
     UnreadableRecords(usize),
     #[error("key {0} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`")]
     Primary(u32),
-    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets or inbox bodies: run `patchbay vault rotate` (and let pending connects finish or expire) first; webhook ciphertexts are not re-encrypted yet (docs/webhooks.md)")]
+    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets or inbox bodies: run `patchbay vault rotate` (and let pending connects finish or expire) first")]
     InUse { id: u32, credentials: i64, records: i64, pending: i64, webhooks: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -20,6 +20,7 @@ pub mod records;
 pub mod sync_errors;
 pub mod sync_runs;
 pub mod webhook_events;
+pub mod webhook_reprocess;
 pub mod webhook_sources;
 pub mod webhooks_in;
 pub mod writeback;
@@ -113,6 +114,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         .merge(admin::router())
         .merge(webhook_sources::router())
         .merge(webhook_events::router())
+        .merge(webhook_reprocess::router())
         .layer(GovernorLayer { config: limiters.v1.clone() });
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health_routes::router())

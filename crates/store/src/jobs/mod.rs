@@ -23,6 +23,8 @@ crate::text_enum! {
         SyncRepair = "sync.repair",
         /// Deletes a disconnected connection's synced records in batches ([`SyncPurgePayload`]).
         SyncPurge = "sync.purge",
+        /// Applies one inbox event ([`crate::WebhookProcessPayload`]).
+        WebhookProcess = "webhook.process",
     }
 }
 
