@@ -2,4 +2,5 @@
 
 mod batcher;
 mod inbox;
+mod processor;
 mod schemes;
