@@ -165,6 +165,7 @@ async fn openapi_document_lists_exactly_the_routers_routes_and_every_problem_cod
         "POST /v1/webhook-sources",
         "POST /v1/webhook-sources/{id}/rotate-secret",
         "GET /v1/webhook-events",
+        "POST /v1/webhook-events/{id}/reprocess",
         "GET /admin/v1/connections",
         "GET /connect/{token}",
         "POST /connect/{token}",
