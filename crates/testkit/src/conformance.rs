@@ -13,6 +13,7 @@ mod load;
 mod queue;
 mod records;
 mod sync;
+mod webhook_processing;
 mod webhooks;
 mod worker;
 
@@ -26,6 +27,7 @@ pub use load::*;
 pub use queue::*;
 pub use records::*;
 pub use sync::*;
+pub use webhook_processing::*;
 pub use webhooks::*;
 pub use worker::*;
 

@@ -101,5 +101,9 @@ on_both_stores!(
     an_inbox_batch_stores_each_dedup_key_once_per_source,
     concurrent_inbox_batches_store_every_delivery_exactly_once,
     webhook_events_page_by_id_and_are_invisible_to_other_tenants,
+    each_stored_inbox_event_commits_with_its_process_job,
+    webhook_attempts_and_outcomes_change_only_a_pending_event,
+    reprocessing_is_tenant_walled_and_queues_a_job,
+    a_webhook_rewrap_replaces_only_the_ciphertext_it_read,
     // sync and records
 );
