@@ -26,10 +26,11 @@ pub enum VaultCommand {
     /// Show the key ring, how many ciphertexts each key id encrypts, and which instances have
     /// loaded which keys.
     Status,
-    /// Re-encrypt every credential and synced record under the primary key, in batches, online
-    /// and resumable (run it again after an interruption: it takes what is left).
+    /// Re-encrypt every credential, synced record, webhook source secret and inbox body under
+    /// the primary key, in batches, online and resumable (run it again after an interruption:
+    /// it takes what is left).
     Rotate {
-        /// Credentials (then records) per batch.
+        /// Credentials (then records, then webhook ciphertexts) per batch.
         #[arg(long, default_value_t = 200)]
         batch: u32,
     },
@@ -171,8 +172,8 @@ pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow
     Ok(Rotated { credentials, records, webhooks: moved.moved })
 }
 
-/// Refuses to retire a key that is primary or still encrypts a credential, a synced record or a
-/// pending connect.
+/// Refuses to retire a key that is primary or still encrypts a credential, a synced record, a
+/// pending connect, a webhook source secret or an inbox body.
 pub async fn retire(store: &Arc<dyn Store>, ring: &KeyRing, id: u32) -> anyhow::Result<()> {
     keys::check_retire(store.as_ref(), ring, id).await?;
     println!("key {id} encrypts nothing: remove it from PATCHBAY_VAULT_KEYS on every instance");
