@@ -2,7 +2,8 @@
 
 use crate::state::AppState;
 use patchbay_connect::DisconnectJob;
-use patchbay_store::{JobKind, SystemClock, Worker};
+use patchbay_store::{JobKind, SystemClock, WebhookSourceKind, Worker};
+use patchbay_webhooks::{Processor, ReceivedApplier};
 use std::sync::Arc;
 
 /// Revocation attempts before a disconnect gives the grant up and cleans up anyway (below the
@@ -29,5 +30,13 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
         every: state.settings.events_out.poll,
     };
     worker = worker.handle(JobKind::EventsDeliver.as_str(), Arc::new(events));
-    worker
+    worker.handle(JobKind::WebhookProcess.as_str(), Arc::new(webhook_processor(state)))
+}
+
+/// The inbox processor with one applier per source kind. Kinds without an applier here end
+/// `failed` ("no applier for source kind …") and can be reprocessed once one is added.
+pub fn webhook_processor(state: &AppState) -> Processor {
+    Processor::new(state.store.clone(), state.tokens.vault().clone(), Arc::new(SystemClock))
+        .with_max_attempts(state.settings.webhooks.process_max_attempts)
+        .with_applier(WebhookSourceKind::Source, Arc::new(ReceivedApplier::new(state.store.clone())))
 }

@@ -23,6 +23,7 @@ mod records;
 mod rows;
 mod sync;
 mod watch_channels;
+mod webhook_processing;
 mod webhooks;
 
 use chrono::{DateTime, SubsecRound, Utc};

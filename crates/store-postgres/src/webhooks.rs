@@ -38,7 +38,7 @@ fn secret_row(row: &PgRow) -> StoreResult<SealedWebhookSecret> {
     })
 }
 
-fn event_row(row: &PgRow) -> StoreResult<WebhookEvent> {
+pub(crate) fn event_row(row: &PgRow) -> StoreResult<WebhookEvent> {
     Ok(WebhookEvent {
         id: WebhookEventId(col(row, "id")?),
         source_kind: rows::parsed(row, "source_kind")?,
@@ -202,20 +202,43 @@ impl WebhookStore for PgStore {
             key_ids.push(i64::from(e.key_id));
             bodies.push(e.body.as_slice());
         }
+        // Every stored event gets its `webhook.process` job in the same statement, so no event
+        // is stored without the job that applies it (a crash cannot separate them).
+        let (mut job_ids, mut payloads, mut dedups, mut lanes) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for e in &events {
+            let job = WebhookProcessPayload { event_id: e.id }.job(e.received_at);
+            job_ids.push(JobId::new().0);
+            payloads.push(job.payload);
+            dedups.push(job.dedup_key);
+            lanes.push(job.concurrency_key);
+        }
+        let template = WebhookProcessPayload { event_id: events[0].id }.job(events[0].received_at);
         // One statement: rows conflicting with a stored event, or with an earlier row of the
         // same batch, are skipped; the ids that come back are the ones stored. A concurrent
         // transaction inserting the same key makes this one wait for its outcome, so a key is
         // stored once across instances too.
         let stored: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "INSERT INTO webhook_event (id, source_kind, source_id, tenant_id, dedup_key, received_at, headers,
-                 key_id, body, status)
-             SELECT id, kind, source, tenant, key, at, hdr, kid, body, 'pending'
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::timestamptz[],
-                         $7::jsonb[], $8::bigint[], $9::bytea[])
-                  WITH ORDINALITY AS b (id, kind, source, tenant, key, at, hdr, kid, body, n)
-             ORDER BY n
-             ON CONFLICT (source_kind, source_id, dedup_key) DO NOTHING
-             RETURNING id",
+            "WITH stored AS (
+                 INSERT INTO webhook_event (id, source_kind, source_id, tenant_id, dedup_key, received_at, headers,
+                     key_id, body, status)
+                 SELECT id, kind, source, tenant, key, at, hdr, kid, body, 'pending'
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::timestamptz[],
+                             $7::jsonb[], $8::bigint[], $9::bytea[])
+                      WITH ORDINALITY AS b (id, kind, source, tenant, key, at, hdr, kid, body, n)
+                 ORDER BY n
+                 ON CONFLICT (source_kind, source_id, dedup_key) DO NOTHING
+                 RETURNING id, received_at
+             ), jobs AS (
+                 INSERT INTO job (id, kind, payload, priority, run_at, dedup_key, concurrency_key, attempts,
+                     max_attempts, status, created_at, updated_at)
+                 SELECT j.jid, $14, j.payload, $15, s.received_at, j.dedup, j.lane, 0, $16, 'queued',
+                        s.received_at, s.received_at
+                 FROM stored s
+                 JOIN unnest($1::uuid[], $10::uuid[], $11::jsonb[], $12::text[], $13::text[])
+                      AS j (eid, jid, payload, dedup, lane) ON j.eid = s.id
+             )
+             SELECT id FROM stored",
         )
         .bind(&ids)
         .bind(&kinds)
@@ -226,6 +249,13 @@ impl WebhookStore for PgStore {
         .bind(&headers)
         .bind(&key_ids)
         .bind(&bodies)
+        .bind(&job_ids)
+        .bind(&payloads)
+        .bind(&dedups)
+        .bind(&lanes)
+        .bind(&template.kind)
+        .bind(template.priority)
+        .bind(template.max_attempts)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;

@@ -26,6 +26,7 @@ mod records;
 mod rows;
 mod sync;
 mod watch_channels;
+mod webhook_processing;
 mod webhooks;
 
 use patchbay_store::{StoreError, StoreResult};

@@ -31,7 +31,7 @@ fn secret_row(row: &SqliteRow) -> StoreResult<SealedWebhookSecret> {
     })
 }
 
-fn event_row(row: &SqliteRow) -> StoreResult<WebhookEvent> {
+pub(crate) fn event_row(row: &SqliteRow) -> StoreResult<WebhookEvent> {
     Ok(WebhookEvent {
         id: uuid(row, "id")?.into(),
         source_kind: parsed(row, "source_kind")?,
@@ -191,6 +191,9 @@ impl WebhookStore for SqliteStore {
             .await
             .map_err(db_err)?;
             outcomes.push(if inserted.rows_affected() == 1 {
+                // The event's `webhook.process` job commits with it, so none is left unapplied.
+                let job = WebhookProcessPayload { event_id: event.id }.job(event.received_at);
+                crate::jobs::insert_job(&mut tx, &job, event.received_at).await?;
                 WebhookInsert::Stored(event.id)
             } else {
                 WebhookInsert::Duplicate

@@ -25,6 +25,7 @@ mod records;
 mod sync;
 mod text_enum;
 mod watch_channels;
+mod webhook_processing;
 mod webhooks;
 
 pub use audit::*;
@@ -44,6 +45,7 @@ pub use provider::*;
 pub use records::*;
 pub use sync::*;
 pub use watch_channels::*;
+pub use webhook_processing::*;
 pub use webhooks::*;
 
 /// Everything a Patchbay store offers. Domain crates hold `Arc<dyn Store>` (or one of the
@@ -65,6 +67,7 @@ pub trait Store:
     + WebhookStore
     + WatchChannelStore
     + EventOutStore
+    + WebhookProcessingStore
 {
 }
 
@@ -85,5 +88,6 @@ impl<T> Store for T where
         + WebhookStore
         + WatchChannelStore
         + EventOutStore
+        + WebhookProcessingStore
 {
 }

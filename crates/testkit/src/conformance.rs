@@ -15,6 +15,7 @@ mod queue;
 mod records;
 mod sync;
 mod watch_channels;
+mod webhook_processing;
 mod webhooks;
 mod worker;
 
@@ -30,6 +31,7 @@ pub use queue::*;
 pub use records::*;
 pub use sync::*;
 pub use watch_channels::*;
+pub use webhook_processing::*;
 pub use webhooks::*;
 pub use worker::*;
 

@@ -20,8 +20,8 @@ pub struct KeyCount {
     pub pending_verifiers: i64,
     /// Sealed synced records (boards, columns, groups, items, calendars, events).
     pub records: i64,
-    /// Sealed webhook source secrets, inbox bodies and event endpoint secrets (not
-    /// re-encrypted by `rotate` yet).
+    /// Sealed webhook source secrets and inbox bodies (re-encrypted by `rotate`) and event
+    /// endpoint secrets (not re-encrypted by `rotate` yet).
     pub webhooks: i64,
 }
 
@@ -75,7 +75,7 @@ pub enum KeyError {
     UnreadableRecords(usize),
     #[error("key {0} is the primary key: move another key first in PATCHBAY_VAULT_KEYS, deploy, and run `patchbay vault rotate`")]
     Primary(u32),
-    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets, inbox bodies or event endpoint secrets: run `patchbay vault rotate` (and let pending connects finish or expire) first; webhook ciphertexts are not re-encrypted yet (docs/webhooks.md)")]
+    #[error("key {id} still encrypts {credentials} credentials, {records} synced records, {pending} pending connects and {webhooks} webhook secrets, inbox bodies or event endpoint secrets: run `patchbay vault rotate` (and let pending connects finish or expire) first; event endpoint secrets are not re-encrypted by rotate yet, so rotate each endpoint's secret (docs/events-out.md)")]
     InUse { id: u32, credentials: i64, records: i64, pending: i64, webhooks: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),

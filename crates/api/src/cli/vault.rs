@@ -26,10 +26,11 @@ pub enum VaultCommand {
     /// Show the key ring, how many ciphertexts each key id encrypts, and which instances have
     /// loaded which keys.
     Status,
-    /// Re-encrypt every credential and synced record under the primary key, in batches, online
-    /// and resumable (run it again after an interruption: it takes what is left).
+    /// Re-encrypt every credential, synced record, webhook source secret and inbox body under
+    /// the primary key, in batches, online and resumable (run it again after an interruption:
+    /// it takes what is left).
     Rotate {
-        /// Credentials (then records) per batch.
+        /// Credentials (then records, then webhook ciphertexts) per batch.
         #[arg(long, default_value_t = 200)]
         batch: u32,
     },
@@ -108,10 +109,12 @@ async fn status(store: &Arc<dyn Store>, ring: &KeyRing) -> anyhow::Result<()> {
 pub struct Rotated {
     pub credentials: i64,
     pub records: i64,
+    /// Webhook source secrets and inbox bodies.
+    pub webhooks: i64,
 }
 
-/// Re-encrypts every credential, then every synced record, not under the primary key, with a
-/// progress line each; returns how many it moved. Records are re-sealed with their keyed hash
+/// Re-encrypts every credential, then every synced record, then every webhook source secret and
+/// inbox body, not under the primary key, with a progress line each; returns how many it moved. Records are re-sealed with their keyed hash
 /// recomputed under the primary key, so a later sync still recognises unchanged records.
 pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow::Result<Rotated> {
     let primary = vault.ring().primary_id();
@@ -147,11 +150,30 @@ pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow
     eprintln!("\r    {}/{} re-encrypted, {} failed", last.done, last.total, last.failed);
     let records = moved?;
     eprintln!("==> every synced record is under key {primary}");
-    Ok(Rotated { credentials, records })
+    eprintln!("==> re-encrypting webhook secrets and inbox bodies under key {primary}");
+    let moved = patchbay_webhooks::rewrap_webhooks(store.as_ref(), vault, batch, |p, failure| {
+        if let Some(f) = failure {
+            eprintln!("\n    webhook {} cannot be re-encrypted: {}", f.what, f.error);
+        }
+        if (p.moved + p.failed) % 100 <= 1 {
+            eprint!("\r    {} re-encrypted, {} failed", p.moved, p.failed);
+            let _ = std::io::stderr().flush();
+        }
+    })
+    .await?;
+    eprintln!("\r    {} re-encrypted, {} failed", moved.moved, moved.failed);
+    if moved.failed > 0 {
+        anyhow::bail!(
+            "{} webhook ciphertexts could not be re-encrypted (their key is not loaded, or they are corrupt)",
+            moved.failed
+        );
+    }
+    eprintln!("==> every webhook secret and inbox body is under key {primary}");
+    Ok(Rotated { credentials, records, webhooks: moved.moved })
 }
 
-/// Refuses to retire a key that is primary or still encrypts a credential, a synced record or a
-/// pending connect.
+/// Refuses to retire a key that is primary or still encrypts a credential, a synced record, a
+/// pending connect, a webhook source secret or an inbox body.
 pub async fn retire(store: &Arc<dyn Store>, ring: &KeyRing, id: u32) -> anyhow::Result<()> {
     keys::check_retire(store.as_ref(), ring, id).await?;
     println!("key {id} encrypts nothing: remove it from PATCHBAY_VAULT_KEYS on every instance");

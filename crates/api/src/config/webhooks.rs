@@ -1,5 +1,5 @@
 //! Webhooks-in tunables (architecture §4.4): the default secret-rotation overlap and how the
-//! inbox groups concurrent deliveries into one commit.
+//! inbox groups concurrent deliveries into one commit, and how often the processor tries an event.
 
 use super::ConfigError;
 use std::time::Duration;
@@ -17,6 +17,9 @@ pub struct WebhookArgs {
     /// what is queued at once).
     #[arg(long, env = "PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS", default_value_t = 1, global = true)]
     pub batch_max_wait_ms: u64,
+    /// Attempts at applying one inbox event before a transient failure ends it `failed`.
+    #[arg(long, env = "PATCHBAY_WEBHOOK_PROCESS_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    pub process_max_attempts: i32,
 }
 
 /// Validated webhook settings.
@@ -25,6 +28,7 @@ pub struct WebhookSettings {
     pub secret_overlap: chrono::Duration,
     pub batch_max_items: usize,
     pub batch_max_wait: Duration,
+    pub process_max_attempts: i32,
 }
 
 impl WebhookArgs {
@@ -42,10 +46,19 @@ impl WebhookArgs {
         if self.batch_max_wait_ms > 1_000 {
             return Err(ConfigError::new("PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS", "must be at most 1000"));
         }
+        // Below the job's own attempt limit, so the processor (not the queue) ends an event.
+        let job_attempts = patchbay_store::WEBHOOK_PROCESS_JOB_ATTEMPTS - 10;
+        if !(1..=job_attempts).contains(&self.process_max_attempts) {
+            return Err(ConfigError::new(
+                "PATCHBAY_WEBHOOK_PROCESS_MAX_ATTEMPTS",
+                format!("must be between 1 and {job_attempts}"),
+            ));
+        }
         Ok(WebhookSettings {
             secret_overlap: chrono::Duration::seconds(i64::try_from(self.secret_overlap_seconds).unwrap_or(0)),
             batch_max_items: self.batch_max_items,
             batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
+            process_max_attempts: self.process_max_attempts,
         })
     }
 }

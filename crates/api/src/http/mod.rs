@@ -21,6 +21,7 @@ pub mod records;
 pub mod sync_errors;
 pub mod sync_runs;
 pub mod webhook_events;
+pub mod webhook_reprocess;
 pub mod webhook_sources;
 pub mod webhooks_google;
 pub mod webhooks_in;
@@ -116,6 +117,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         .merge(webhook_sources::router())
         .merge(webhook_events::router())
         .merge(event_endpoints::router())
+        .merge(webhook_reprocess::router())
         .layer(GovernorLayer { config: limiters.v1.clone() });
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health_routes::router())

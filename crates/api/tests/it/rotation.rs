@@ -140,7 +140,7 @@ async fn record_rotation_story(db: Db) {
     let refused = retire(&store, &ring(&first), 1).await.expect_err("refused while records use k1");
     assert!(refused.to_string().contains("6 synced records"), "names the records: {refused}");
     let moved = rotate(&store, &Vault::new(ring(&first)), 2).await.expect("rotate finishes");
-    assert_eq!(moved, Rotated { credentials: 1, records: 6 });
+    assert_eq!(moved, Rotated { credentials: 1, records: 6, webhooks: 0 });
     let usage = keys::key_usage(store.as_ref()).await.unwrap();
     assert_eq!(usage.get(&1), None, "status: nothing left on k1: {usage:?}");
     assert_eq!(usage.get(&2).map(|c| (c.credentials, c.records)), Some((1, 6)), "{usage:?}");

@@ -173,6 +173,7 @@ async fn openapi_document_lists_exactly_the_routers_routes_and_every_problem_cod
         "POST /v1/event-endpoints/{id}/deliveries/{delivery_id}/redrive",
         "POST /v1/event-endpoints/{id}/test",
         "POST /v1/event-endpoints/{id}/rotate-secret",
+        "POST /v1/webhook-events/{id}/reprocess",
         "GET /admin/v1/connections",
         "GET /connect/{token}",
         "POST /connect/{token}",

@@ -239,3 +239,68 @@ async fn store_down(db: Db) {
     let response = deliver(&app, &path, &key, "msg_down", now, b"{}").await;
     assert_eq!(response.status(), 503, "nothing can be committed, so nothing is acknowledged");
 }
+
+/// A `patchbay_webhook_processing_total` series as the metrics listener reports it.
+async fn processing_counted(app: &TestApp, outcome: &str) -> u64 {
+    let text = app.client.get(format!("{}/metrics", app.metrics)).send().await.unwrap().text().await.unwrap();
+    let labels = [format!("outcome=\"{outcome}\""), "source_kind=\"source\"".to_owned()];
+    text.lines()
+        .filter(|line| line.starts_with("patchbay_webhook_processing_total{"))
+        .find(|line| labels.iter().all(|l| line.contains(l.as_str())))
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+both_stores!(a_stored_event_is_processed_into_webhook_received_and_can_be_reprocessed, process_and_reprocess);
+async fn process_and_reprocess(db: Db) {
+    let Some(app) = app(db).await else { return };
+    let (source_id, path, key) = standard_source(&app, "acme").await;
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(deliver(&app, &path, &key, "msg_1", now, br#"{"type":"invoice.paid"}"#).await.status(), 204);
+    let before = processing_counted(&app, "processed").await;
+    assert!(app.run_jobs().await >= 1, "the event's job runs");
+    assert_eq!(processing_counted(&app, "processed").await, before + 1, "the metric moves");
+
+    let acme = admin("acme");
+    let listed = json(app.get_as("/v1/webhook-events", &acme).await).await;
+    let event = &listed["data"][0];
+    assert_eq!((event["status"].as_str(), event["attempts"].as_i64()), (Some("processed"), Some(1)), "{event}");
+    let id = event["id"].as_str().unwrap().to_owned();
+    let me = json(app.get_as("/v1/me", &acme).await).await;
+    let scope = TenantScope::new(me["tenant_id"].as_str().unwrap().parse().unwrap());
+    let received: Vec<_> = app
+        .store
+        .list_events(scope, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == patchbay_store::EventType::WebhookReceived)
+        .collect();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].payload["webhook_event_id"], id.as_str());
+    assert_eq!(received[0].payload["source_id"], source_id.as_str());
+    assert_eq!(received[0].payload["body"], json!({"type": "invoice.paid"}));
+
+    let reprocess = |bearer: String, id: String| {
+        let request = app.client.post(app.url(&format!("/v1/webhook-events/{id}/reprocess"))).bearer_auth(bearer);
+        async move { request.send().await.unwrap() }
+    };
+    let other = reprocess(admin("globex"), id.clone()).await;
+    assert_eq!(other.status(), 404, "another tenant's event is not found");
+    assert_eq!(other.headers()["content-type"], "application/problem+json");
+    assert_eq!(reprocess(acme.clone(), "not-a-uuid".into()).await.status(), 400);
+    let member = token("member", json!({"org": "acme"}));
+    assert_eq!(reprocess(member, id.clone()).await.status(), 403);
+    let back = reprocess(acme.clone(), id.clone()).await;
+    assert_eq!(back.status(), 202);
+    let back = json(back).await;
+    assert_eq!((back["status"].as_str(), back["attempts"].as_i64()), (Some("pending"), Some(0)), "{back}");
+    assert!(app.run_jobs().await >= 1, "the new job runs");
+    let listed = json(app.get_as("/v1/webhook-events", &acme).await).await;
+    assert_eq!(listed["data"][0]["status"], "processed");
+    assert_eq!(processing_counted(&app, "processed").await, before + 2);
+    let audit = json(app.get_as("/v1/audit-events", &acme).await).await;
+    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"webhook_event.reprocess"), "audited: {actions:?}");
+    app.stop().await;
+}

@@ -30,6 +30,8 @@ crate::text_enum! {
         /// Dispatches the outbox to event endpoints and sends due deliveries; a singleton that
         /// re-enqueues itself ([`EventsDeliverPayload`]).
         EventsDeliver = "events.deliver",
+        /// Applies one inbox event ([`crate::WebhookProcessPayload`]).
+        WebhookProcess = "webhook.process",
     }
 }
 

@@ -107,5 +107,9 @@ on_both_stores!(
     dispatch_makes_one_delivery_per_subscribed_enabled_endpoint,
     concurrent_dispatchers_neither_skip_nor_double_an_event,
     deliveries_are_leased_attempted_redriven_and_disabled_with_a_final_event,
+    each_stored_inbox_event_commits_with_its_process_job,
+    webhook_attempts_and_outcomes_change_only_a_pending_event,
+    reprocessing_is_tenant_walled_and_queues_a_job,
+    a_webhook_rewrap_replaces_only_the_ciphertext_it_read,
     // sync and records
 );

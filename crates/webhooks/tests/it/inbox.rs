@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 /// A clock tests move by hand.
 #[derive(Debug)]
-struct ManualClock(Mutex<DateTime<Utc>>);
+pub(crate) struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
@@ -21,30 +21,33 @@ impl Clock for ManualClock {
 }
 
 impl ManualClock {
-    fn advance(&self, seconds: i64) {
+    pub(crate) fn advance(&self, seconds: i64) {
         *self.0.lock().unwrap() += chrono::Duration::seconds(seconds);
     }
 }
 
-struct Harness {
-    store: Arc<dyn Store>,
-    inbox: Inbox,
-    vault: Vault,
-    clock: Arc<ManualClock>,
-    scope: TenantScope,
+pub(crate) struct Harness {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) inbox: Inbox,
+    pub(crate) vault: Vault,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) scope: TenantScope,
+    /// The vault's key ring as `PATCHBAY_VAULT_KEYS` text (key 1).
+    pub(crate) keys: secrecy::SecretString,
 }
 
-async fn harness(store: Arc<dyn Store>) -> Harness {
+pub(crate) async fn harness(store: Arc<dyn Store>) -> Harness {
     let (scope, _) = tenant_with_user(store.as_ref(), "org:inbox-test").await;
-    let vault = Vault::new(KeyRing::generate().0);
+    let (ring, keys) = KeyRing::generate();
+    let vault = Vault::new(ring);
     let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
     let batcher = Batcher::spawn(store.clone(), BatchSettings { committers: 2, ..BatchSettings::default() });
     let inbox = Inbox::new(store.clone(), vault.clone(), batcher, clock.clone());
-    Harness { store, inbox, vault, clock, scope }
+    Harness { store, inbox, vault, clock, scope, keys }
 }
 
 impl Harness {
-    async fn source(&self) -> (WebhookSourceId, SigningKey) {
+    pub(crate) async fn source(&self) -> (WebhookSourceId, SigningKey) {
         let created = self
             .inbox
             .sources()
@@ -55,7 +58,7 @@ impl Harness {
         (created.source.id, key)
     }
 
-    fn signed(&self, key: &SigningKey, id: &str, body: &[u8]) -> HeaderMap {
+    pub(crate) fn signed(&self, key: &SigningKey, id: &str, body: &[u8]) -> HeaderMap {
         let ts = self.clock.now().timestamp();
         let mut h = HeaderMap::new();
         h.insert("webhook-id", HeaderValue::from_str(id).unwrap());
@@ -64,7 +67,7 @@ impl Harness {
         h
     }
 
-    async fn events(&self) -> Vec<WebhookEvent> {
+    pub(crate) async fn events(&self) -> Vec<WebhookEvent> {
         let page = Page::new(Some(500), None);
         self.store.list_webhook_events(self.scope, &WebhookEventFilter::default(), page).await.expect("list").items
     }

@@ -3,4 +3,5 @@
 mod batcher;
 mod events_out;
 mod inbox;
+mod processor;
 mod schemes;
