@@ -3,7 +3,7 @@
 use crate::state::AppState;
 use patchbay_connect::DisconnectJob;
 use patchbay_store::{JobKind, SystemClock, WebhookSourceKind, Worker};
-use patchbay_webhooks::{Processor, ReceivedApplier};
+use patchbay_webhooks::{GoogleApplier, Processor, ReceivedApplier};
 use std::sync::Arc;
 
 /// Revocation attempts before a disconnect gives the grant up and cleans up anyway (below the
@@ -39,4 +39,17 @@ pub fn webhook_processor(state: &AppState) -> Processor {
     Processor::new(state.store.clone(), state.tokens.vault().clone(), Arc::new(SystemClock))
         .with_max_attempts(state.settings.webhooks.process_max_attempts)
         .with_applier(WebhookSourceKind::Source, Arc::new(ReceivedApplier::new(state.store.clone())))
+        .with_applier(
+            WebhookSourceKind::Google,
+            Arc::new(GoogleApplier {
+                store: state.store.clone(),
+                clock: Arc::new(SystemClock),
+                coalesce: GOOGLE_PUSH_COALESCE,
+            }),
+        )
 }
+
+/// How long a push-triggered calendar sync waits for more notifications of the same calendar
+/// before it starts: a burst of changes makes one run, and a change is still read within
+/// about a second of its notification.
+const GOOGLE_PUSH_COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
