@@ -16,6 +16,7 @@ mod identity;
 mod instances;
 mod jobs;
 mod lifecycle;
+mod monday_webhooks;
 mod outbox;
 mod record_writes;
 mod records;

@@ -19,6 +19,7 @@ mod instances;
 mod jobs;
 mod lifecycle;
 mod lock;
+mod monday_webhooks;
 mod outbox;
 mod pages;
 mod records;

@@ -17,6 +17,7 @@ mod identity;
 mod ids;
 mod instances;
 pub mod jobs;
+mod monday_webhooks;
 mod outbox;
 mod page;
 mod provider;
@@ -35,6 +36,7 @@ pub use identity::*;
 pub use ids::*;
 pub use instances::*;
 pub use jobs::*;
+pub use monday_webhooks::*;
 pub use outbox::*;
 pub use page::*;
 pub use provider::*;
@@ -59,6 +61,7 @@ pub trait Store:
     + BudgetStore
     + IdempotencyStore
     + WebhookStore
+    + MondayWebhookStore
 {
 }
 
@@ -77,5 +80,6 @@ impl<T> Store for T where
         + BudgetStore
         + IdempotencyStore
         + WebhookStore
+        + MondayWebhookStore
 {
 }

@@ -101,5 +101,9 @@ on_both_stores!(
     an_inbox_batch_stores_each_dedup_key_once_per_source,
     concurrent_inbox_batches_store_every_delivery_exactly_once,
     webhook_events_page_by_id_and_are_invisible_to_other_tenants,
+    // monday board webhooks
+    monday_webhooks_are_one_per_account_board_event_and_hand_over_on_leave,
+    a_non_owner_leaving_changes_no_owner_and_a_used_webhook_is_not_deleted,
+    concurrent_claims_create_one_monday_webhook,
     // sync and records
 );
