@@ -178,6 +178,20 @@ impl MondayWebhookStore for PgStore {
         Ok(outcome)
     }
 
+    async fn monday_account_connections(&self, account_id: &str) -> StoreResult<Vec<(TenantId, ConnectionId)>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, id FROM connection
+             WHERE provider = 'monday' AND provider_account_id = $1
+               AND deleted_at IS NULL AND status <> 'disconnecting'
+             ORDER BY id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| Ok((TenantId(col(r, "tenant_id")?), ConnectionId(col(r, "id")?)))).collect()
+    }
+
     async fn delete_unused_monday_webhook(&self, id: uuid::Uuid) -> StoreResult<bool> {
         let done = sqlx::query(
             "DELETE FROM monday_webhook w WHERE w.id = $1

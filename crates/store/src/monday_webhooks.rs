@@ -73,6 +73,8 @@ pub trait MondayWebhookStore: Send + Sync {
     /// In one transaction: the connection stops using the webhook; if it owned it, ownership
     /// passes to the oldest remaining user.
     async fn leave_monday_webhook(&self, id: uuid::Uuid, connection: ConnectionId) -> StoreResult<MondayWebhookLeave>;
+    /// Every visible Monday connection of the account, in every tenant (lifecycle `uninstall`).
+    async fn monday_account_connections(&self, account_id: &str) -> StoreResult<Vec<(TenantId, ConnectionId)>>;
     /// Deletes the row unless a connection uses it again (one claimed it after the last user
     /// left); says whether it was deleted.
     async fn delete_unused_monday_webhook(&self, id: uuid::Uuid) -> StoreResult<bool>;

@@ -9,6 +9,8 @@
 pub mod apply;
 pub mod batcher;
 pub mod inbox;
+pub mod monday;
+pub mod monday_jwt;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
@@ -16,6 +18,9 @@ pub mod sources;
 pub use apply::{Applier, ApplyError};
 pub use batcher::{BatchSettings, Batcher, CommitFailed};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
+pub use monday::{
+    board_url, lifecycle_url, MondayHooks, MondayIngestError, MondayIngested, MondayLifecycle, MondaySecrets,
+};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};
 pub use sources::{scheme_of, SourceError, Sources, WithSecret};

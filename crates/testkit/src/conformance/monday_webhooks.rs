@@ -23,6 +23,12 @@ pub async fn monday_webhooks_are_one_per_account_board_event_and_hand_over_on_le
     let first = store.create_connection(new_connection(&acme_user, "acct-mwh")).await.expect("connection");
     let second = store.create_connection(new_connection(&other_user, "acct-mwh")).await.expect("connection");
     let _ = (acme, other);
+    let mut account = store.monday_account_connections("acct-mwh").await.expect("account connections");
+    account.sort();
+    let mut expected = vec![(first.tenant_id, first.id), (second.tenant_id, second.id)];
+    expected.sort();
+    assert_eq!(account, expected, "the account's connections in every tenant");
+    assert!(store.monday_account_connections("acct-none").await.expect("none").is_empty());
 
     let created = match store.claim_monday_webhook(claim("acct-mwh", "b1", "create_item", &first, 0)).await {
         Ok(MondayWebhookClaim::Created(w)) => w,
