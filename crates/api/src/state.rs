@@ -26,4 +26,6 @@ pub struct AppState {
     pub read_cache: Arc<crate::http::records::cache::ReadCache>,
     /// Third-party webhook sources and the inbox (with its group-commit batcher).
     pub inbox: patchbay_webhooks::Inbox,
+    /// Monday board and lifecycle webhooks (sharing the inbox's batcher).
+    pub monday_hooks: patchbay_webhooks::MondayHooks,
 }

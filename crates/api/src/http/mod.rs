@@ -22,6 +22,7 @@ pub mod sync_runs;
 pub mod webhook_events;
 pub mod webhook_sources;
 pub mod webhooks_in;
+pub mod webhooks_monday;
 pub mod writeback;
 
 use crate::config::{RateLimit, Settings};
@@ -130,6 +131,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         )
         .merge(browser::router().layer(GovernorLayer { config: limiters.connect.clone() }))
         .merge(webhooks_in::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
+        .merge(webhooks_monday::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
         .fallback(|| async { ApiError::new(ProblemCode::RouteNotFound, "no route matches this path") })
         .with_state(state);
     with_layers(router, &settings)
