@@ -22,5 +22,12 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
     for (kind, handler) in patchbay_sync::runner::handlers(&state.sync) {
         worker = worker.handle(kind.as_str(), handler);
     }
+    let register = patchbay_webhooks::monday_register::MondayRegisterJob {
+        deps: state.sync.clone(),
+        public_url: state.settings.http.public_url.to_string(),
+    };
+    let release = patchbay_webhooks::monday_release::MondayReleaseJob { deps: state.sync.clone() };
     worker
+        .handle(patchbay_store::MONDAY_WEBHOOKS_REGISTER, Arc::new(register))
+        .handle(patchbay_store::MONDAY_WEBHOOKS_RELEASE, Arc::new(release))
 }

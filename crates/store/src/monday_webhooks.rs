@@ -79,3 +79,30 @@ pub trait MondayWebhookStore: Send + Sync {
     /// left); says whether it was deleted.
     async fn delete_unused_monday_webhook(&self, id: uuid::Uuid) -> StoreResult<bool>;
 }
+
+/// The job kind that registers a connection's board webhooks after its initial sync.
+pub const MONDAY_WEBHOOKS_REGISTER: &str = "monday.webhooks.register";
+/// The job kind that hands over or deletes a disconnecting connection's board webhooks.
+pub const MONDAY_WEBHOOKS_RELEASE: &str = "monday.webhooks.release";
+
+/// Payload of the two Monday webhook jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MondayWebhooksPayload {
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+}
+
+impl MondayWebhooksPayload {
+    /// The job of `kind` ([`MONDAY_WEBHOOKS_REGISTER`] or [`MONDAY_WEBHOOKS_RELEASE`]), one
+    /// queued per connection and kind, due at `now`.
+    pub fn job(&self, kind: &str, now: DateTime<Utc>) -> NewJob {
+        let mut job = NewJob::new(kind, serde_json::json!(self), now);
+        job.dedup_key = Some(format!("{kind}:{}", self.connection_id));
+        job
+    }
+
+    /// Reads a stored job's payload.
+    pub fn from_job(job: &Job) -> Result<Self, String> {
+        serde_json::from_value(job.payload.clone()).map_err(|e| format!("bad {} payload: {e}", job.kind))
+    }
+}

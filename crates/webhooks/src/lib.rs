@@ -11,6 +11,8 @@ pub mod batcher;
 pub mod inbox;
 pub mod monday;
 pub mod monday_jwt;
+pub mod monday_register;
+pub mod monday_release;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
