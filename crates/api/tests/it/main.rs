@@ -9,6 +9,7 @@ mod connection_view;
 mod health;
 mod helpers;
 mod migrate;
+mod monday_webhooks;
 mod openapi;
 mod proxy;
 mod read_cache;
