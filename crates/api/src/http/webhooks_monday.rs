@@ -33,14 +33,16 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The body, or the 413 / 400 answer.
-fn raw(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+fn raw(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Box<Response>> {
     match body {
         Ok(body) => Ok(body),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             count("too_large");
-            Err(ApiError::new(ProblemCode::PayloadTooLarge, "the webhook body is over the limit").into_response())
+            Err(Box::new(
+                ApiError::new(ProblemCode::PayloadTooLarge, "the webhook body is over the limit").into_response(),
+            ))
         }
-        Err(rejection) => Err(ApiError::new(ProblemCode::BadRequest, rejection.body_text()).into_response()),
+        Err(rejection) => Err(Box::new(ApiError::new(ProblemCode::BadRequest, rejection.body_text()).into_response())),
     }
 }
 
@@ -53,7 +55,7 @@ async fn board(
 ) -> Response {
     let body = match raw(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.monday_hooks.ingest_board(&webhook_id, authorization(&headers), &body).await {
         Ok(MondayIngested::Challenge(echo)) => {
@@ -80,7 +82,7 @@ async fn lifecycle(
 ) -> Response {
     let body = match raw(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.monday_hooks.ingest_lifecycle(authorization(&headers), &body).await {
         Ok(_) => {

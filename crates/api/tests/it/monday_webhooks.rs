@@ -9,7 +9,6 @@ use crate::connect::{world, World};
 use crate::helpers::{json, token, Db};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use patchbay_store::{MondayWebhookStore, WebhookStore};
 use patchbay_testkit::fakes::monday::MondayDelivery;
 use serde_json::json;
 
