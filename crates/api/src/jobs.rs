@@ -29,8 +29,16 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
         clock: Arc::new(SystemClock),
         every: state.settings.events_out.poll,
     };
-    worker = worker.handle(JobKind::EventsDeliver.as_str(), Arc::new(events));
-    worker.handle(JobKind::WebhookProcess.as_str(), Arc::new(webhook_processor(state)))
+    let register = patchbay_webhooks::monday_register::MondayRegisterJob {
+        deps: state.sync.clone(),
+        public_url: state.settings.http.public_url.to_string(),
+    };
+    let release = patchbay_webhooks::monday_release::MondayReleaseJob { deps: state.sync.clone() };
+    worker
+        .handle(JobKind::EventsDeliver.as_str(), Arc::new(events))
+        .handle(patchbay_store::MONDAY_WEBHOOKS_REGISTER, Arc::new(register))
+        .handle(patchbay_store::MONDAY_WEBHOOKS_RELEASE, Arc::new(release))
+        .handle(JobKind::WebhookProcess.as_str(), Arc::new(webhook_processor(state)))
 }
 
 /// The inbox processor with one applier per source kind. Kinds without an applier here end

@@ -10,8 +10,8 @@ use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
 use patchbay_store::{
-    CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, Store, SyncRepairPayload,
-    SystemClock, Worker, WorkerSettings,
+    CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, ProviderId, Store,
+    SyncRepairPayload, SystemClock, Worker, WorkerSettings,
 };
 use patchbay_sync::SyncDeps;
 use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
@@ -108,7 +108,7 @@ impl Application {
         };
         let limiters = RateLimiters::new(&settings);
         let read_cache = Arc::new(ReadCache::new(settings.read_cache_bytes, &settings.vault_keys.ids()));
-        let inbox = inbox(&settings, &store, tokens.vault().clone());
+        let (inbox, monday_hooks) = inbox(&settings, &store, tokens.vault().clone());
         let events_out = events_out(&settings, &store, tokens.vault().clone())?;
         // One delivery loop for the fleet: its dedup key merges this into one already queued.
         store.enqueue(EventsDeliverPayload {}.job(now), now).await.context("queueing the events-out loop")?;
@@ -124,6 +124,7 @@ impl Application {
             sync,
             inbox,
             events_out,
+            monday_hooks,
         };
         let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })
@@ -223,7 +224,11 @@ impl Application {
 
 /// The webhook inbox and its batcher: one committer on SQLite (its writer is one connection),
 /// a few on Postgres so one batch's flush overlaps the next one's gathering.
-fn inbox(settings: &Settings, store: &Arc<dyn Store>, vault: Vault) -> patchbay_webhooks::Inbox {
+fn inbox(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    vault: Vault,
+) -> (patchbay_webhooks::Inbox, patchbay_webhooks::MondayHooks) {
     let committers = if store.backend() == "sqlite" { 1 } else { 4 };
     let batch = patchbay_webhooks::BatchSettings {
         max_items: settings.webhooks.batch_max_items,
@@ -231,7 +236,19 @@ fn inbox(settings: &Settings, store: &Arc<dyn Store>, vault: Vault) -> patchbay_
         committers,
     };
     let batcher = patchbay_webhooks::Batcher::spawn(store.clone(), batch);
-    patchbay_webhooks::Inbox::new(store.clone(), vault, batcher, Arc::new(SystemClock))
+    let monday = patchbay_webhooks::MondaySecrets {
+        public_url: settings.http.public_url.to_string(),
+        signing_secret: settings.providers.monday_signing_secret.clone(),
+        client_secret: settings.providers.registry.get(ProviderId::Monday).map(|c| c.client_secret.clone()),
+    };
+    let monday = patchbay_webhooks::MondayHooks::new(
+        store.clone(),
+        vault.clone(),
+        batcher.clone(),
+        Arc::new(SystemClock),
+        monday,
+    );
+    (patchbay_webhooks::Inbox::new(store.clone(), vault, batcher, Arc::new(SystemClock)), monday)
 }
 
 /// Events out: endpoints, dispatch and the signed sender, resolving names with the system

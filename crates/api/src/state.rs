@@ -28,4 +28,6 @@ pub struct AppState {
     pub inbox: patchbay_webhooks::Inbox,
     /// Event endpoints and their signed deliveries.
     pub events_out: patchbay_webhooks::EventsOut,
+    /// Monday board and lifecycle webhooks (sharing the inbox's batcher).
+    pub monday_hooks: patchbay_webhooks::MondayHooks,
 }

@@ -17,6 +17,8 @@ use std::time::Duration;
 const LEASE: Duration = Duration::from_secs(60);
 /// How long it waits for a refresh in flight before trying again later.
 const REFRESH_WAIT: Duration = Duration::from_secs(20);
+/// How long the job waits for its Monday board webhooks to be released before going on.
+const RELEASE_WAIT: Duration = Duration::from_secs(600);
 
 /// Runs `connection.disconnect` jobs.
 pub struct DisconnectJob {
@@ -50,6 +52,9 @@ impl JobHandler for DisconnectJob {
             Err(StoreError::NotFound) => return self.queue_purge(payload).await,
             Err(e) => return Err(JobError::Retry(e.to_string())),
         };
+        if let Some(wait) = self.monday_webhooks_released(&connection, job).await? {
+            return Err(wait);
+        }
         let owner = format!("disconnect:{}", job.id);
         self.hold_refresh_lease(scope, id, &owner).await?;
         // Google push channels are stopped first, by their own job (patchbay-sync), while the
@@ -94,6 +99,33 @@ impl DisconnectJob {
         let purge = SyncPurgePayload { tenant_id: payload.tenant_id, connection_id: payload.connection_id };
         self.store.enqueue(purge.job(now), now).await.map_err(|e| JobError::Retry(e.to_string()))?;
         Ok(())
+    }
+
+    /// Monday board webhooks the connection uses are handed over or deleted first, by the
+    /// webhooks capability's `monday.webhooks.release` job (with this connection's token, so
+    /// before it is revoked): queued here, waited for a bounded time, then given up on.
+    async fn monday_webhooks_released(
+        &self,
+        connection: &patchbay_store::Connection,
+        job: &Job,
+    ) -> Result<Option<JobError>, JobError> {
+        if connection.provider != patchbay_store::ProviderId::Monday {
+            return Ok(None);
+        }
+        let used = self
+            .store
+            .monday_webhooks_of_connection(connection.id)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let now = Utc::now();
+        if used.is_empty() || now - job.created_at > chrono::Duration::from_std(RELEASE_WAIT).unwrap_or_default() {
+            return Ok(None);
+        }
+        let payload =
+            patchbay_store::MondayWebhooksPayload { tenant_id: connection.tenant_id, connection_id: connection.id };
+        let release = payload.job(patchbay_store::MONDAY_WEBHOOKS_RELEASE, now);
+        self.store.enqueue(release, now).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        Ok(Some(JobError::Yield(now + chrono::Duration::seconds(1))))
     }
 
     /// Takes the credential's refresh lease, so no refresh starts from now on and one in flight

@@ -17,6 +17,7 @@ mod identity;
 mod instances;
 mod jobs;
 mod lifecycle;
+mod monday_webhooks;
 mod outbox;
 mod record_writes;
 mod records;

@@ -20,6 +20,7 @@ mod instances;
 mod jobs;
 mod lifecycle;
 mod lock;
+mod monday_webhooks;
 mod outbox;
 mod pages;
 mod records;

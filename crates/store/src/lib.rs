@@ -18,6 +18,7 @@ mod identity;
 mod ids;
 mod instances;
 pub mod jobs;
+mod monday_webhooks;
 mod outbox;
 mod page;
 mod provider;
@@ -39,6 +40,7 @@ pub use identity::*;
 pub use ids::*;
 pub use instances::*;
 pub use jobs::*;
+pub use monday_webhooks::*;
 pub use outbox::*;
 pub use page::*;
 pub use provider::*;
@@ -68,6 +70,7 @@ pub trait Store:
     + WatchChannelStore
     + EventOutStore
     + WebhookProcessingStore
+    + MondayWebhookStore
 {
 }
 
@@ -89,5 +92,6 @@ impl<T> Store for T where
         + WatchChannelStore
         + EventOutStore
         + WebhookProcessingStore
+        + MondayWebhookStore
 {
 }

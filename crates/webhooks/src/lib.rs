@@ -17,6 +17,10 @@ pub mod out;
 pub mod processor;
 pub mod received;
 pub mod rewrap;
+pub mod monday;
+pub mod monday_jwt;
+pub mod monday_register;
+pub mod monday_release;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
@@ -29,6 +33,9 @@ pub use out::{EndpointError, EndpointWithSecret, EventsOut, OutSettings, RoundRe
 pub use processor::{Processed, Processor, DEFAULT_MAX_ATTEMPTS};
 pub use received::{ReceivedApplier, DEFAULT_MAX_INLINE_BODY};
 pub use rewrap::{rewrap_webhooks, RewrapFailure, Rewrapped};
+pub use monday::{
+    board_url, lifecycle_url, MondayHooks, MondayIngestError, MondayIngested, MondayLifecycle, MondaySecrets,
+};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};
 pub use sources::{scheme_of, SourceError, Sources, WithSecret};

@@ -25,6 +25,7 @@ pub mod webhook_reprocess;
 pub mod webhook_sources;
 pub mod webhooks_google;
 pub mod webhooks_in;
+pub mod webhooks_monday;
 pub mod writeback;
 
 use crate::config::{RateLimit, Settings};
@@ -136,6 +137,7 @@ pub fn router(state: AppState, limiters: &RateLimiters) -> Router {
         .merge(browser::router().layer(GovernorLayer { config: limiters.connect.clone() }))
         .merge(webhooks_in::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
         .merge(webhooks_google::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
+        .merge(webhooks_monday::router().layer(GovernorLayer { config: limiters.webhooks.clone() }))
         .fallback(|| async { ApiError::new(ProblemCode::RouteNotFound, "no route matches this path") })
         .with_state(state);
     with_layers(router, &settings)

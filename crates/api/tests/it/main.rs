@@ -11,6 +11,7 @@ mod event_endpoints;
 mod health;
 mod helpers;
 mod migrate;
+mod monday_webhooks;
 mod openapi;
 mod proxy;
 mod read_cache;

@@ -129,6 +129,9 @@ impl JobHandler for SyncRunJob {
                 tracing::info!(connection = %connection.id, run = %run.id, api_calls = counts.api_calls,
                     upserted = counts.upserted, deleted = counts.deleted, "sync run succeeded");
                 self.successor(&run).await;
+                if run.trigger == SyncTrigger::Initial && connection.provider == ProviderId::Monday {
+                    self.register_board_webhooks(&run).await;
+                }
                 Ok(())
             }
             Err(error) => self.failed(job, &ctx, &run, counts, error).await,
@@ -222,6 +225,19 @@ impl SyncRunJob {
     async fn finish(&self, lease: &LeaseRef, run: &SyncRun, finish: RunFinish) -> Result<(), JobError> {
         let now = self.deps.clock.now();
         self.deps.store.finish_sync_run(lease, run.id, finish, now).await.map(drop).map_err(store_retry)
+    }
+
+    /// After a Monday connection's initial sync: queues the registration of its board webhooks
+    /// (`monday.webhooks.register`, run by the webhooks capability). Logged only on failure: a
+    /// reconnect's initial sync queues it again.
+    async fn register_board_webhooks(&self, run: &SyncRun) {
+        let now = self.deps.clock.now();
+        let payload =
+            patchbay_store::MondayWebhooksPayload { tenant_id: run.tenant_id, connection_id: run.connection_id };
+        let job = payload.job(patchbay_store::MONDAY_WEBHOOKS_REGISTER, now);
+        if let Err(e) = self.deps.store.enqueue(job, now).await {
+            tracing::warn!(connection = %run.connection_id, error = %e, "monday webhook registration not queued");
+        }
     }
 
     /// Queues the next scheduled run at the backstop: longer when change signals watch every

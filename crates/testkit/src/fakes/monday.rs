@@ -19,10 +19,12 @@ mod schema;
 mod state;
 mod token;
 mod types;
+mod webhooks;
 
 pub use self::errors::ErrorShape;
 pub use self::graphql::CURRENT_API_VERSION;
 pub use self::limits::{ApiLimits, RefusalRecord, SpentWindow};
+pub use self::webhooks::{MondayDelivery, RegisteredWebhook};
 pub use crate::fakes::common::{AuthorizeRecord, IssMode, RefreshGate, Revocation, RevokeBehaviour, TokenKind};
 
 use self::state::{Access, Account, Client, Grant, MondayState, User};

@@ -39,6 +39,7 @@ impl Providers {
         monday.add_user(501, 1001, "Alice", "alice@acme.test");
         monday.add_account(2002, "globex", "Globex");
         monday.add_user(602, 2002, "Gabe", "gabe@globex.test");
+        monday.set_signing_secret("monday-signing-secret");
         let monday_token = if monday_flow == "v2" { monday.token_url() } else { monday.legacy_token_url() };
         let args = [
             ("--google-client-id", "google-client".to_string()),

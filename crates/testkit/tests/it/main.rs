@@ -111,5 +111,9 @@ on_both_stores!(
     webhook_attempts_and_outcomes_change_only_a_pending_event,
     reprocessing_is_tenant_walled_and_queues_a_job,
     a_webhook_rewrap_replaces_only_the_ciphertext_it_read,
+    // monday board webhooks
+    monday_webhooks_are_one_per_account_board_event_and_hand_over_on_leave,
+    a_non_owner_leaving_changes_no_owner_and_a_used_webhook_is_not_deleted,
+    concurrent_claims_create_one_monday_webhook,
     // sync and records
 );

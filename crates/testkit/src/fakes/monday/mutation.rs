@@ -28,7 +28,7 @@ impl ScalarType for Json {
 }
 
 impl Json {
-    fn decode(&self) -> Result<Value> {
+    pub(super) fn decode(&self) -> Result<Value> {
         match &self.0 {
             async_graphql::Value::String(text) => serde_json::from_str(text).map_err(|_| {
                 let data = json!({ "json": text.chars().take(40).collect::<String>() });
@@ -47,6 +47,23 @@ impl MutationRoot {
     #[graphql(complexity = 0)]
     async fn complexity(&self, ctx: &Context<'_>) -> Option<Complexity> {
         Some(complexity(ctx))
+    }
+
+    #[graphql(complexity = "cost::mutation(child_complexity)")]
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        board_id: ID,
+        url: String,
+        event: super::webhooks::WebhookEventType,
+        config: Option<Json>,
+    ) -> Result<Option<super::webhooks::WebhookObject>> {
+        super::webhooks::create(ctx, board_id, url, event, config).await
+    }
+
+    #[graphql(complexity = "cost::mutation(child_complexity)")]
+    async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<Option<super::webhooks::WebhookObject>> {
+        super::webhooks::delete(ctx, id)
     }
 
     #[graphql(complexity = "cost::mutation(child_complexity)")]

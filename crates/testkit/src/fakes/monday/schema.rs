@@ -190,6 +190,17 @@ impl QueryRoot {
     async fn complexity(&self, ctx: &Context<'_>) -> Option<Complexity> {
         Some(complexity(ctx))
     }
+
+    /// A board's webhooks (root only).
+    #[graphql(complexity = "10 + child_complexity")]
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+        board_id: ID,
+        app_webhooks_only: Option<bool>,
+    ) -> Result<Vec<super::webhooks::WebhookObject>> {
+        super::webhooks::list(ctx, board_id, app_webhooks_only)
+    }
 }
 
 /// What the budget charged this request (queries and mutations alike).

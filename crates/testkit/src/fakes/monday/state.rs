@@ -126,6 +126,8 @@ pub(super) struct MondayState {
     pub counters: Counters,
     /// Boards, items, cursors, limits and switches of `/v2`.
     pub api: ApiState,
+    /// Board webhooks and the signing secret.
+    pub hooks: super::webhooks::Hooks,
 }
 
 impl MondayState {
@@ -157,6 +159,7 @@ impl MondayState {
             },
             counters: Counters::default(),
             api: ApiState::default(),
+            hooks: super::webhooks::Hooks::default(),
         }
     }
 
