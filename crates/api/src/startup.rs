@@ -227,7 +227,9 @@ fn inbox(settings: &Settings, store: &Arc<dyn Store>, vault: Vault) -> patchbay_
         committers,
     };
     let batcher = patchbay_webhooks::Batcher::spawn(store.clone(), batch);
-    patchbay_webhooks::Inbox::new(store.clone(), vault, batcher, Arc::new(SystemClock))
+    let sources =
+        patchbay_webhooks::Sources::with_key_cache(store.clone(), vault.clone(), settings.webhooks.source_cache_ttl);
+    patchbay_webhooks::Inbox::with_sources(sources, vault, batcher, Arc::new(SystemClock))
 }
 
 /// Periodic chores: the instance heartbeat, pruning idle rate-limiter keys, and the refresh

@@ -18,4 +18,4 @@ pub use batcher::{BatchSettings, Batcher, CommitFailed};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};
-pub use sources::{scheme_of, SourceError, Sources, WithSecret};
+pub use sources::{scheme_of, OpenedSource, SourceError, Sources, WithSecret};

@@ -17,6 +17,11 @@ pub struct WebhookArgs {
     /// what is queued at once).
     #[arg(long, env = "PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS", default_value_t = 1, global = true)]
     pub batch_max_wait_ms: u64,
+    /// Seconds an instance reuses a source's unsealed keys before reading the row again (0:
+    /// every request reads it). A rotation takes effect at once on the instance that made it
+    /// and within this time on every other one.
+    #[arg(long, env = "PATCHBAY_WEBHOOK_SOURCE_CACHE_SECONDS", default_value_t = 5, global = true)]
+    pub source_cache_seconds: u64,
 }
 
 /// Validated webhook settings.
@@ -25,6 +30,7 @@ pub struct WebhookSettings {
     pub secret_overlap: chrono::Duration,
     pub batch_max_items: usize,
     pub batch_max_wait: Duration,
+    pub source_cache_ttl: Duration,
 }
 
 impl WebhookArgs {
@@ -42,10 +48,14 @@ impl WebhookArgs {
         if self.batch_max_wait_ms > 1_000 {
             return Err(ConfigError::new("PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS", "must be at most 1000"));
         }
+        if self.source_cache_seconds > 60 {
+            return Err(ConfigError::new("PATCHBAY_WEBHOOK_SOURCE_CACHE_SECONDS", "must be at most 60"));
+        }
         Ok(WebhookSettings {
             secret_overlap: chrono::Duration::seconds(i64::try_from(self.secret_overlap_seconds).unwrap_or(0)),
             batch_max_items: self.batch_max_items,
             batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
+            source_cache_ttl: Duration::from_secs(self.source_cache_seconds),
         })
     }
 }
