@@ -8,6 +8,7 @@ mod connect;
 mod connection_view;
 mod health;
 mod helpers;
+mod ingest_durability;
 mod migrate;
 mod openapi;
 mod proxy;
