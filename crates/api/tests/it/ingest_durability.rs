@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 /// A Postgres server tool from PATH or the highest /usr/lib/postgresql/*/bin.
 fn pg_tool(name: &str) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
-        .flatten();
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()));
     if on_path.is_some() {
         return on_path;
     }
