@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/ingest/run.sh [sqlite|postgres] [SECONDS]: signed ingest over HTTP at concurrency 64 (wrk),
 # and on Postgres pgbench single-row inserts at the same concurrency on the same server, same run.
-# Needs target/release/patchbay, wrk, python3 (and psql/pgbench for Postgres). Postgres URL:
+# Needs target/release/patchbay, wrk, python3 (no curl) (and psql/pgbench for Postgres). Postgres URL:
 # PATCHBAY_BENCH_DATABASE_URL's server, database patchbay_bench_ingest (dropped and re-created).
 set -euo pipefail
 store=${1:-sqlite}
@@ -27,7 +27,9 @@ cd "$work"
 env -i PATH="$PATH" "${env_vars[@]}" "$bin" serve >serve.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+ready() { python3 -c 'import sys,urllib.request as u; u.urlopen(sys.argv[1], timeout=2)' "http://127.0.0.1:$port/readyz" 2>/dev/null; }
+for _ in $(seq 1 600); do ready && break; sleep 0.05; done
+ready || { echo "ERROR: patchbay serve was not ready; its log:" >&2; tail -n 20 serve.log >&2; exit 1; }
 cli() { env -i PATH="$PATH" "${env_vars[@]}" "$bin" "$@" 2>/dev/null; }
 secret=$(cli webhook-sources create --tenant acme --name bench --scheme standard_webhooks | tail -n 1)
 id=$(cli webhook-sources list --tenant acme | grep -Eo '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' | head -n 1)
