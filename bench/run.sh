@@ -23,6 +23,12 @@ connect -- --help` says more), in-process against the fake Google:
     refresh margin; fresh_access_token for all of them with concurrency 64 (targets: exactly
     10,000 refresh calls at the fake, finished before the tokens expire)
 
+Then signed webhook ingest (bench/ingest/run.sh STORE SECONDS): Standard-Webhooks-signed
+deliveries, each distinct, through POST /webhooks/sources/{id} with wrk -t2 -c64 (verified,
+committed, 204): requests/s, p50, p99; on Postgres beside pgbench single-row inserts at the same
+concurrency on the same server (target >= 1.0 x pgbench with p99 <= 25 ms). Any answer other than
+204 fails the run. The smoke runs it for 2 s on SQLite.
+
 Then the Sync benchmarks:
   - in process (crates/sync/benches/sync; `cargo bench -p patchbay-sync --bench sync -- --help`):
     a full sync of one calendar of 100,000 events from the fake Google (no added latency, pages
@@ -197,6 +203,16 @@ if ! $sync_only; then
   python3 "$root/bench/measure.py" "${args[@]}" "${pg_args[@]}" || status=$?
 fi
 sync_store=$store
+
+# --- signed webhook ingest over HTTP (bench/ingest/run.sh; beside pgbench on Postgres)
+if ! $sync_only; then
+  ingest_secs=$duration
+  for ingest_store in ${stores//,/ }; do
+    say "signed ingest ($ingest_store; wrk -c64 for $ingest_secs s)"
+    env PATCHBAY_BIN="$bin" ${pg_url:+PATCHBAY_BENCH_DATABASE_URL="$pg_url"} "$root/bench/ingest/run.sh" "$ingest_store" "$ingest_secs" ||
+      { say "ERROR: the ingest benchmark did not work (see above)"; status=1; }
+  done
+fi
 
 # --- the Connect benchmarks
 if ! $sync_only; then

@@ -248,7 +248,9 @@ fn inbox(
         Arc::new(SystemClock),
         monday,
     );
-    (patchbay_webhooks::Inbox::new(store.clone(), vault, batcher, Arc::new(SystemClock)), monday)
+    let sources =
+        patchbay_webhooks::Sources::with_key_cache(store.clone(), vault.clone(), settings.webhooks.source_cache_ttl);
+    (patchbay_webhooks::Inbox::with_sources(sources, vault, batcher, Arc::new(SystemClock)), monday)
 }
 
 /// Events out: endpoints, dispatch and the signed sender, resolving names with the system

@@ -4,7 +4,7 @@
 
 use crate::batcher::Batcher;
 use crate::scheme::{self, Rejection};
-use crate::sources::{scheme_of, Sources};
+use crate::sources::Sources;
 use patchbay_store::{
     Clock, NewWebhookEvent, StoreError, TenantId, WebhookEventId, WebhookInsert, WebhookSourceId, WebhookSourceKind,
     WebhookStore,
@@ -44,7 +44,6 @@ pub fn body_aad(tenant: Option<TenantId>, event: WebhookEventId) -> Aad {
 /// Verifies and commits deliveries to third-party sources.
 #[derive(Clone)]
 pub struct Inbox {
-    store: Arc<dyn WebhookStore>,
     sources: Sources,
     vault: Vault,
     batcher: Batcher,
@@ -59,8 +58,13 @@ impl std::fmt::Debug for Inbox {
 
 impl Inbox {
     pub fn new(store: Arc<dyn WebhookStore>, vault: Vault, batcher: Batcher, clock: Arc<dyn Clock>) -> Self {
-        let sources = Sources::new(store.clone(), vault.clone());
-        Self { store, sources, vault, batcher, clock }
+        let sources = Sources::new(store, vault.clone());
+        Self::with_sources(sources, vault, batcher, clock)
+    }
+
+    /// An inbox over `sources` (which carries the store and the key cache's TTL).
+    pub fn with_sources(sources: Sources, vault: Vault, batcher: Batcher, clock: Arc<dyn Clock>) -> Self {
+        Self { sources, vault, batcher, clock }
     }
 
     /// The group-commit batcher (Google push notifications share it).
@@ -91,15 +95,14 @@ impl Inbox {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Ingested, IngestError> {
-        let source = match self.store.find_webhook_source(source_id).await {
+        let now = self.clock.now();
+        let source = match self.sources.open(source_id, now).await {
             Ok(source) => source,
             Err(StoreError::NotFound) => return Err(IngestError::UnknownSource),
             Err(e) => return Err(IngestError::Unavailable(e.to_string())),
         };
-        let now = self.clock.now();
-        let scheme = scheme_of(&source).map_err(IngestError::Unavailable)?;
-        let keys = self.sources.keys(&source, now);
-        let verified = scheme::verify(&scheme, &keys, headers, body, now.timestamp()).map_err(IngestError::Rejected)?;
+        let verified = scheme::verify(&source.scheme, &source.keys, headers, body, now.timestamp())
+            .map_err(IngestError::Rejected)?;
         let id = WebhookEventId::new();
         let tenant = Some(source.tenant_id);
         let headers: serde_json::Map<String, serde_json::Value> =

@@ -13,14 +13,14 @@ pub mod apply;
 pub mod batcher;
 pub mod google;
 pub mod inbox;
-pub mod out;
-pub mod processor;
-pub mod received;
-pub mod rewrap;
 pub mod monday;
 pub mod monday_jwt;
 pub mod monday_register;
 pub mod monday_release;
+pub mod out;
+pub mod processor;
+pub mod received;
+pub mod rewrap;
 pub mod scheme;
 pub mod secret;
 pub mod sources;
@@ -29,13 +29,13 @@ pub use apply::{Applier, ApplyError};
 pub use batcher::{BatchSettings, Batcher, CommitFailed};
 pub use google::{GoogleApplier, GoogleError, GoogleNotice, GoogleOutcome, GooglePushIn, GoogleRejection};
 pub use inbox::{body_aad, Inbox, IngestError, Ingested};
+pub use monday::{
+    board_url, lifecycle_url, MondayHooks, MondayIngestError, MondayIngested, MondayLifecycle, MondaySecrets,
+};
 pub use out::{EndpointError, EndpointWithSecret, EventsOut, OutSettings, RoundReport};
 pub use processor::{Processed, Processor, DEFAULT_MAX_ATTEMPTS};
 pub use received::{ReceivedApplier, DEFAULT_MAX_INLINE_BODY};
 pub use rewrap::{rewrap_webhooks, RewrapFailure, Rewrapped};
-pub use monday::{
-    board_url, lifecycle_url, MondayHooks, MondayIngestError, MondayIngested, MondayLifecycle, MondaySecrets,
-};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};
-pub use sources::{scheme_of, SourceError, Sources, WithSecret};
+pub use sources::{scheme_of, OpenedSource, SourceError, Sources, WithSecret};

@@ -10,7 +10,10 @@ use patchbay_store::{
 };
 use patchbay_token_vault::Vault;
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// The longest rotation overlap a caller may ask for.
 pub const MAX_OVERLAP: chrono::Duration = chrono::Duration::days(30);
@@ -32,11 +35,49 @@ pub struct WithSecret {
     pub secret: SecretString,
 }
 
+/// How long an opened source (its scheme and HMAC keys) is reused by default before the row is
+/// read and its secrets unsealed again. A rotation on this instance takes effect at once; on
+/// other instances within this time.
+pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The most sources kept opened at once; past it the cache starts over (a bound on memory, not
+/// a correctness matter).
+const KEY_CACHE_CAPACITY: usize = 10_000;
+
+/// A source opened for verification: what the ingest path needs, with its secrets as keys.
+#[derive(Debug)]
+pub struct OpenedSource {
+    pub id: WebhookSourceId,
+    pub tenant_id: patchbay_store::TenantId,
+    pub scheme: Scheme,
+    /// The keys of every secret valid when it was opened.
+    pub keys: Vec<SigningKey>,
+}
+
+struct CachedSource {
+    opened: Arc<OpenedSource>,
+    /// Reused until this instant (the TTL) ...
+    fresh_until: Instant,
+    /// ... and while the clock is before the earliest end of an overlap among its secrets, so
+    /// a secret never verifies past its `valid_until`.
+    keys_until: Option<DateTime<Utc>>,
+}
+
+/// Opened sources by id, with a generation that every invalidation bumps: a source read before
+/// an invalidation is not cached after it.
+#[derive(Default)]
+struct KeyCache {
+    entries: RwLock<HashMap<WebhookSourceId, CachedSource>>,
+    generation: AtomicU64,
+}
+
 /// Creates, lists and rotates sources; opens their secrets for verification.
 #[derive(Clone)]
 pub struct Sources {
     store: Arc<dyn WebhookStore>,
     vault: Vault,
+    cache: Arc<KeyCache>,
+    ttl: Duration,
 }
 
 impl std::fmt::Debug for Sources {
@@ -47,7 +88,50 @@ impl std::fmt::Debug for Sources {
 
 impl Sources {
     pub fn new(store: Arc<dyn WebhookStore>, vault: Vault) -> Self {
-        Self { store, vault }
+        Self::with_key_cache(store, vault, DEFAULT_KEY_CACHE_TTL)
+    }
+
+    /// Like `new`, reusing opened sources for `ttl` (zero: read and unseal on every request).
+    pub fn with_key_cache(store: Arc<dyn WebhookStore>, vault: Vault, ttl: Duration) -> Self {
+        Self { store, vault, cache: Arc::new(KeyCache::default()), ttl }
+    }
+
+    /// The source `id` opened for verification at `now`: from the cache while it is fresh,
+    /// else read from the store and its valid secrets unsealed (then cached).
+    pub async fn open(&self, id: WebhookSourceId, now: DateTime<Utc>) -> Result<Arc<OpenedSource>, StoreError> {
+        if !self.ttl.is_zero() {
+            let entries = self.cache.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(entry) = entries.get(&id) {
+                if Instant::now() < entry.fresh_until && entry.keys_until.is_none_or(|until| now < until) {
+                    return Ok(entry.opened.clone());
+                }
+            }
+        }
+        let generation = self.cache.generation.load(Ordering::Acquire);
+        let source = self.store.find_webhook_source(id).await?;
+        let scheme = scheme_of(&source).map_err(StoreError::Unavailable)?;
+        let keys = self.keys(&source, now);
+        let keys_until = source.secrets.iter().filter(|s| s.is_valid_at(now)).filter_map(|s| s.valid_until).min();
+        let opened = Arc::new(OpenedSource { id: source.id, tenant_id: source.tenant_id, scheme, keys });
+        if !self.ttl.is_zero() {
+            let mut entries = self.cache.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Not if a rotation happened while this one was read: it may be the old row.
+            if self.cache.generation.load(Ordering::Acquire) == generation {
+                if entries.len() >= KEY_CACHE_CAPACITY && !entries.contains_key(&id) {
+                    entries.clear();
+                }
+                let fresh_until = Instant::now() + self.ttl;
+                entries.insert(id, CachedSource { opened: opened.clone(), fresh_until, keys_until });
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Drops `id` from this instance's cache (after a rotation here).
+    pub fn forget(&self, id: WebhookSourceId) {
+        let mut entries = self.cache.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.cache.generation.fetch_add(1, Ordering::AcqRel);
+        entries.remove(&id);
     }
 
     /// Creates a source of `scheme`; `settings` is required for (and only for) generic HMAC.
@@ -93,8 +177,10 @@ impl Sources {
         let existing = self.store.get_webhook_source(scope, id).await?;
         let secret = secret::generate(existing.scheme);
         let sealed = self.seal(scope, id, &secret, now);
-        let source = self.store.rotate_webhook_secret(scope, id, sealed, now + overlap, now).await?;
-        Ok(WithSecret { source, secret })
+        let rotated = self.store.rotate_webhook_secret(scope, id, sealed, now + overlap, now).await;
+        // Also after a failure: the row may have changed even if the answer was lost.
+        self.forget(id);
+        Ok(WithSecret { source: rotated?, secret })
     }
 
     pub async fn get(&self, scope: TenantScope, id: WebhookSourceId) -> Result<WebhookSource, SourceError> {

@@ -20,6 +20,11 @@ pub struct WebhookArgs {
     /// Attempts at applying one inbox event before a transient failure ends it `failed`.
     #[arg(long, env = "PATCHBAY_WEBHOOK_PROCESS_MAX_ATTEMPTS", default_value_t = 8, global = true)]
     pub process_max_attempts: i32,
+    /// Seconds an instance reuses a source's unsealed keys before reading the row again (0:
+    /// every request reads it). A rotation takes effect at once on the instance that made it
+    /// and within this time on every other one.
+    #[arg(long, env = "PATCHBAY_WEBHOOK_SOURCE_CACHE_SECONDS", default_value_t = 5, global = true)]
+    pub source_cache_seconds: u64,
 }
 
 /// Validated webhook settings.
@@ -29,6 +34,7 @@ pub struct WebhookSettings {
     pub batch_max_items: usize,
     pub batch_max_wait: Duration,
     pub process_max_attempts: i32,
+    pub source_cache_ttl: Duration,
 }
 
 impl WebhookArgs {
@@ -54,11 +60,15 @@ impl WebhookArgs {
                 format!("must be between 1 and {job_attempts}"),
             ));
         }
+        if self.source_cache_seconds > 60 {
+            return Err(ConfigError::new("PATCHBAY_WEBHOOK_SOURCE_CACHE_SECONDS", "must be at most 60"));
+        }
         Ok(WebhookSettings {
             secret_overlap: chrono::Duration::seconds(i64::try_from(self.secret_overlap_seconds).unwrap_or(0)),
             batch_max_items: self.batch_max_items,
             batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
             process_max_attempts: self.process_max_attempts,
+            source_cache_ttl: Duration::from_secs(self.source_cache_seconds),
         })
     }
 }

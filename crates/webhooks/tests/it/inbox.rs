@@ -7,7 +7,9 @@ use patchbay_store::*;
 use patchbay_testkit::conformance::tenant_with_user;
 use patchbay_token_vault::{KeyRing, Vault};
 use patchbay_webhooks::scheme::sign_standard;
-use patchbay_webhooks::{body_aad, BatchSettings, Batcher, Inbox, IngestError, Ingested, Rejection, SigningKey};
+use patchbay_webhooks::{
+    body_aad, BatchSettings, Batcher, Inbox, IngestError, Ingested, Rejection, SigningKey, Sources,
+};
 use std::sync::{Arc, Mutex};
 
 /// A clock tests move by hand.
@@ -103,6 +105,7 @@ on_both_stores!(
     sixty_four_concurrent_deliveries_all_land_exactly_once,
     the_same_webhook_id_at_two_sources_is_two_events,
     a_rotated_secret_verifies_during_the_overlap_only,
+    a_rotation_takes_effect_at_once_here_and_within_the_key_cache_ttl_elsewhere,
 );
 
 async fn a_verified_delivery_is_stored_sealed_and_a_redelivery_is_a_duplicate(store: Arc<dyn Store>) {
@@ -223,4 +226,29 @@ async fn a_rotated_secret_verifies_during_the_overlap_only(store: Arc<dyn Store>
     let after_new = h.inbox.ingest(source, &h.signed(&new_key, "after-new", body), body).await;
     assert!(after_new.is_ok(), "the new secret keeps verifying");
     assert_eq!(h.events().await.len(), 3);
+}
+
+async fn a_rotation_takes_effect_at_once_here_and_within_the_key_cache_ttl_elsewhere(store: Arc<dyn Store>) {
+    let h = harness(store.clone()).await;
+    // A second instance over the same database, with its own (short) key cache.
+    let ttl = std::time::Duration::from_millis(400);
+    let other_sources = Sources::with_key_cache(store.clone(), h.vault.clone(), ttl);
+    let other_batcher = Batcher::spawn(store.clone(), BatchSettings::default());
+    let other = Inbox::with_sources(other_sources, h.vault.clone(), other_batcher, h.clock.clone());
+    let (source, old_key) = h.source().await;
+    let body = br#"{"c":1}"#;
+    // Both instances have opened the source (and cached its keys).
+    assert!(h.inbox.ingest(source, &h.signed(&old_key, "warm-here", body), body).await.is_ok());
+    assert!(other.ingest(source, &h.signed(&old_key, "warm-other", body), body).await.is_ok());
+    let rotated = h.inbox.sources().rotate(h.scope, source, chrono::Duration::zero(), h.clock.now()).await.unwrap();
+    let new_key = SigningKey::from_secret(WebhookScheme::StandardWebhooks, &rotated.secret).unwrap();
+    let here_old = h.inbox.ingest(source, &h.signed(&old_key, "here-old", body), body).await;
+    assert!(matches!(here_old, Err(IngestError::Rejected(Rejection::BadSignature))), "at once here: {here_old:?}");
+    assert!(h.inbox.ingest(source, &h.signed(&new_key, "here-new", body), body).await.is_ok());
+    // The other instance still holds the old keys for at most its TTL, then reads the row again.
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    let other_old = other.ingest(source, &h.signed(&old_key, "other-old", body), body).await;
+    assert!(matches!(other_old, Err(IngestError::Rejected(Rejection::BadSignature))), "after the TTL: {other_old:?}");
+    assert!(other.ingest(source, &h.signed(&new_key, "other-new", body), body).await.is_ok());
+    assert_eq!(h.events().await.len(), 4, "warm-here, warm-other, here-new, other-new");
 }
