@@ -101,8 +101,23 @@ impl Inbox {
             Err(StoreError::NotFound) => return Err(IngestError::UnknownSource),
             Err(e) => return Err(IngestError::Unavailable(e.to_string())),
         };
-        let verified = scheme::verify(&source.scheme, &source.keys, headers, body, now.timestamp())
-            .map_err(IngestError::Rejected)?;
+        let verified = match scheme::verify(&source.scheme, &source.keys, headers, body, now.timestamp()) {
+            Ok(verified) => verified,
+            // Cached keys may predate a rotation made by another instance (or the CLI): a
+            // refusal re-reads the source once, so a new secret verifies at once everywhere.
+            // A forged request costs the one read it cost before the cache existed.
+            Err(_) if self.sources.caching() => {
+                self.sources.forget(source_id);
+                let fresh = match self.sources.open(source_id, now).await {
+                    Ok(source) => source,
+                    Err(StoreError::NotFound) => return Err(IngestError::UnknownSource),
+                    Err(e) => return Err(IngestError::Unavailable(e.to_string())),
+                };
+                scheme::verify(&fresh.scheme, &fresh.keys, headers, body, now.timestamp())
+                    .map_err(IngestError::Rejected)?
+            }
+            Err(rejection) => return Err(IngestError::Rejected(rejection)),
+        };
         let id = WebhookEventId::new();
         let tenant = Some(source.tenant_id);
         let headers: serde_json::Map<String, serde_json::Value> =

@@ -127,7 +127,12 @@ impl Sources {
         Ok(opened)
     }
 
-    /// Drops `id` from this instance's cache (after a rotation here).
+    /// Whether opened sources are kept for a while (a TTL above zero).
+    pub fn caching(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    /// Drops a source's cached keys (after a rotation, or when they failed to verify).
     pub fn forget(&self, id: WebhookSourceId) {
         let mut entries = self.cache.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.cache.generation.fetch_add(1, Ordering::AcqRel);

@@ -21,8 +21,8 @@ pub struct WebhookArgs {
     #[arg(long, env = "PATCHBAY_WEBHOOK_PROCESS_MAX_ATTEMPTS", default_value_t = 8, global = true)]
     pub process_max_attempts: i32,
     /// Seconds an instance reuses a source's unsealed keys before reading the row again (0:
-    /// every request reads it). A rotation takes effect at once on the instance that made it
-    /// and within this time on every other one.
+    /// every request reads it). A new secret verifies at once everywhere: a refusal by cached
+    /// keys re-reads the source before it is final.
     #[arg(long, env = "PATCHBAY_WEBHOOK_SOURCE_CACHE_SECONDS", default_value_t = 5, global = true)]
     pub source_cache_seconds: u64,
 }
