@@ -11,6 +11,7 @@ mod google_push;
 mod health;
 mod helpers;
 mod ingest_durability;
+mod ingest_during_sync;
 mod migrate;
 mod monday_webhooks;
 mod openapi;
