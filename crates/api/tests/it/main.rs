@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod ingest_durability;
 mod migrate;
+mod monday_apply;
 mod monday_webhooks;
 mod openapi;
 mod proxy;
