@@ -114,3 +114,17 @@ async fn read(engine: &Engine<'_>, ids: &[&str]) -> Result<HashMap<String, Value
         .filter_map(|item| item.get("id").and_then(Value::as_str).map(str::to_owned).map(|id| (id, item)))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, part};
+
+    #[test]
+    fn item_parts_round_trip_and_refuse_anything_else() {
+        assert_eq!(part("7001", "42"), "item:7001:42");
+        assert_eq!(parse(&part("7001", "42")), Some(("7001", "42")));
+        for other in ["items:7001", "boards", "item:7001", "item:7001:4x", "item::42", "events:a@b"] {
+            assert_eq!(parse(other), None, "{other}");
+        }
+    }
+}
