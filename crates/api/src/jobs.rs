@@ -55,7 +55,19 @@ pub fn webhook_processor(state: &AppState) -> Processor {
                 coalesce: GOOGLE_PUSH_COALESCE,
             }),
         )
+        .with_applier(
+            WebhookSourceKind::Monday,
+            Arc::new(patchbay_webhooks::monday_apply::MondayApplier {
+                store: state.store.clone(),
+                clock: Arc::new(SystemClock),
+                coalesce: MONDAY_HOOK_COALESCE,
+            }),
+        )
 }
+
+/// How long a Monday-webhook-triggered run waits for more events of the connection: a burst of
+/// item changes makes one run (its dirty items re-read together, ≤ 100 per `items(ids:)`).
+const MONDAY_HOOK_COALESCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a push-triggered calendar sync waits for more notifications of the same calendar
 /// before it starts: a burst of changes makes one run, and a change is still read within

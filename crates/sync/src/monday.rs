@@ -10,6 +10,7 @@ mod boards;
 mod checkpoint;
 pub mod client;
 mod cost;
+pub mod dirty;
 mod errors;
 mod items;
 
@@ -53,6 +54,18 @@ pub async fn run(engine: &Engine<'_>) -> Result<(), SyncError> {
             continue;
         }
         items::sync(engine, board, state).await?;
+    }
+    // Items a board webhook named: re-read by id whatever the scope (the listing above may not
+    // see a deletion until the next full reconciliation).
+    let mut dirty: HashMap<&str, Vec<&patchbay_store::SyncState>> = HashMap::new();
+    for state in states.values().filter(|s| s.dirty) {
+        if let Some((board, _)) = dirty::parse(&state.part) {
+            dirty.entry(board).or_default().push(state);
+        }
+    }
+    for (board, parts) in dirty {
+        let live = live.iter().any(|b| b == board);
+        dirty::reread(engine, board, &parts, live).await?;
     }
     Ok(())
 }

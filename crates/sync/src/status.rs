@@ -73,6 +73,8 @@ where
         .sync_states(connection.id)
         .await?
         .into_iter()
+        // One part per item a Monday webhook named: bookkeeping, not a part of the sync.
+        .filter(|s| crate::monday::dirty::parse(&s.part).is_none())
         .map(|s| PartStatus { part: s.part, last_success_at: s.last_success_at, dirty: s.dirty })
         .collect();
     parts.sort_by(|a, b| a.part.cmp(&b.part));

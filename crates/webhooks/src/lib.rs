@@ -14,6 +14,7 @@ pub mod batcher;
 pub mod google;
 pub mod inbox;
 pub mod monday;
+pub mod monday_apply;
 pub mod monday_jwt;
 pub mod monday_register;
 pub mod monday_release;

@@ -13,6 +13,7 @@ mod helpers;
 mod ingest_durability;
 mod ingest_during_sync;
 mod migrate;
+mod monday_apply;
 mod monday_webhooks;
 mod openapi;
 mod proxy;

@@ -32,6 +32,11 @@ pub(crate) fn next_items_page(limit: u32) -> i64 {
     10 + i64::from(limit) * PAGE_SELECTION
 }
 
+/// `items(ids: [n ids]) { … board { id } }`: a list of `n` items, each with its board.
+pub(crate) fn items_by_id(n: usize) -> i64 {
+    10 + i64::try_from(n).unwrap_or(i64::MAX / 64) * (ITEM + 2)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

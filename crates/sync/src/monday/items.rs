@@ -15,7 +15,7 @@ use patchbay_store::{RecordId, RecordKind, RecordWrite, StateWrite, Sweep, SyncS
 use serde_json::{json, Value};
 
 /// What is read of an item, and so what its record holds.
-const ITEM_FIELDS: &str = "id name state group { id } column_values { id type text value } updated_at";
+pub(super) const ITEM_FIELDS: &str = "id name state group { id } column_values { id type text value } updated_at";
 
 /// Restarts after a dead cursor allowed in one run, so a cursor that never lives long enough
 /// cannot spin a run forever.

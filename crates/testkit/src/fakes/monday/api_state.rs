@@ -24,6 +24,8 @@ pub(super) struct ApiState {
     pub hold: Option<Arc<RefreshHold>>,
     /// The headers of the last `/v2` request, for tests that check what a client forwarded.
     pub last_headers: axum::http::HeaderMap,
+    /// Root `items(ids:)` fields resolved so far, and the ids each asked for.
+    pub items_by_id: Vec<usize>,
 }
 
 impl Default for ApiState {
@@ -38,6 +40,7 @@ impl Default for ApiState {
             fail: FailNext::default(),
             latency: Duration::ZERO,
             hold: None,
+            items_by_id: Vec::new(),
             last_headers: axum::http::HeaderMap::new(),
         }
     }

@@ -208,6 +208,11 @@ impl FakeMonday {
         })
     }
 
+    /// The root `items(ids:)` calls answered so far (any account): how many ids each asked for.
+    pub fn items_by_id_calls(&self) -> Vec<usize> {
+        self.with(|st| st.api.items_by_id.clone())
+    }
+
     /// Complexity points charged so far, all accounts.
     pub fn complexity_spent(&self) -> u64 {
         self.with(|st| st.api.limiter.spent)

@@ -160,7 +160,8 @@ impl QueryRoot {
             return Err(app_error("ItemsLimitationException", message, 200, json!({ "ids": ids.len() })));
         }
         let account_id = caller(ctx).account_id;
-        let st = shared(ctx).lock().unwrap();
+        let mut st = shared(ctx).lock().unwrap();
+        st.api.items_by_id.push(ids.len());
         let ws = &st.api.workspace;
         let items = ids
             .iter()
