@@ -3,19 +3,13 @@
 //! deliveries and marks them in one transaction.
 
 use crate::outbox::insert_event;
+use crate::rows::col;
 use crate::{db_err, rows, us, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
-
-fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
-}
+use sqlx::PgConnection;
 
 fn endpoint_row(row: &PgRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<EventEndpoint> {
     let types: Vec<String> = col(row, "event_types")?;

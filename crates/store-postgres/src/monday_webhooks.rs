@@ -1,18 +1,11 @@
 //! Monday board webhooks on Postgres: claims race on the (account, board, event) key with
 //! `ON CONFLICT DO NOTHING`; leaving locks the webhook row so a handover picks one successor.
 
+use crate::rows::col;
 use crate::{db_err, us, PgStore};
 use async_trait::async_trait;
 use patchbay_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::Row;
-
-fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
-}
 
 fn webhook_row(row: &PgRow) -> StoreResult<MondayWebhook> {
     Ok(MondayWebhook {

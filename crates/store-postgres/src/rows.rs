@@ -4,7 +4,7 @@ use patchbay_store::*;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
+pub(crate) fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {

@@ -1,21 +1,14 @@
 //! Google push channels on Postgres.
 
+use crate::rows::col;
 use crate::{db_err, us, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::Row;
 
 const COLUMNS: &str = "id, tenant_id, connection_id, calendar_id, resource_id, token_sha256, expires_at, \
      last_message_number, last_notification_at, created_at, stopped_at";
-
-fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
-}
 
 fn channel_row(row: &PgRow) -> StoreResult<WatchChannel> {
     let hash: Vec<u8> = col(row, "token_sha256")?;

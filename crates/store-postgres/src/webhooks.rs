@@ -1,20 +1,14 @@
 //! Webhook sources and the inbox on Postgres. A batch of deliveries is one `INSERT … SELECT
 //! FROM unnest(…)` in one transaction: one round trip and one WAL flush for the whole batch.
 
+use crate::rows::col;
 use crate::{db_err, rows, us, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use std::collections::HashSet;
-
-fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
-where
-    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
-}
 
 fn source_row(row: &PgRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<WebhookSource> {
     Ok(WebhookSource {
