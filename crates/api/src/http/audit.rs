@@ -1,14 +1,17 @@
-//! `GET /v1/audit-events`: the tenant's audit log (tenant admins).
+//! The tenant's audit log: `GET /v1/audit-events` reads it (tenant admins), and [`record`] is how
+//! a route writes one entry for what its caller did.
 
 use super::extract::ApiQuery;
 use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem};
 use crate::auth::{Need, Principal};
+use crate::http::client_ip::ClientAddr;
+use crate::http::middleware::RequestId;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use patchbay_store::AuditEvent;
+use patchbay_store::{AuditEvent, NewAuditEvent};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +19,32 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit_events))
+}
+
+/// The audit entry for `action` on `target` (e.g. `webhook_source:{id}`) by the caller.
+pub(crate) fn entry(who: &Principal, action: &str, target: String, req: &RequestId, ip: &ClientAddr) -> NewAuditEvent {
+    NewAuditEvent {
+        tenant_id: Some(who.tenant_id),
+        actor: who.actor(),
+        action: action.into(),
+        target: Some(target),
+        request_id: Some(req.0.clone()),
+        ip: ip.audit(),
+    }
+}
+
+/// Records [`entry`] on its own (routes whose change and audit share a transaction build the
+/// entry and hand it to the store instead).
+pub(crate) async fn record(
+    state: &AppState,
+    who: &Principal,
+    action: &str,
+    target: String,
+    req: &RequestId,
+    ip: &ClientAddr,
+) -> Result<(), ApiError> {
+    state.store.record_audit(entry(who, action, target, req, ip)).await?;
+    Ok(())
 }
 
 /// One audit record.

@@ -1,6 +1,7 @@
 //! `/v1/connections`: list, show and disconnect (status, account, scopes, sync status — never a
 //! token).
 
+use super::audit;
 use super::client_ip::ClientAddr;
 use super::extract::{ApiPath, ApiQuery};
 use super::middleware::RequestId;
@@ -16,8 +17,7 @@ use axum::Extension;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use patchbay_store::{
-    Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload, JobPayload, NewAuditEvent,
-    TenantScope,
+    Connection, ConnectionFilter, ConnectionId, ConnectionStatus, DisconnectPayload, JobPayload, TenantScope,
 };
 use patchbay_sync::status::{connection_sync, BreakerStatus, ConnectionSync, PartStatus};
 use serde::Serialize;
@@ -229,14 +229,7 @@ async fn delete_connection(
     }
     let now = chrono::Utc::now();
     let job = DisconnectPayload { tenant_id: principal.tenant_id, connection_id: id }.job(now);
-    let audit = NewAuditEvent {
-        tenant_id: Some(principal.tenant_id),
-        actor: principal.actor(),
-        action: "connection.disconnect".into(),
-        target: Some(format!("connection:{id}")),
-        request_id: Some(request_id.0),
-        ip: client.audit(),
-    };
+    let audit = audit::entry(&principal, "connection.disconnect", format!("connection:{id}"), &request_id, &client);
     state.store.begin_disconnect(principal.scope(), id, job, audit).await?;
     Ok((StatusCode::ACCEPTED, Json(DisconnectOut { id: id.to_string(), status: "disconnecting" })))
 }

@@ -2,7 +2,8 @@
 //! keys). Creating or rotating answers the `whsec_` signing secret once; nothing else shows it.
 //! Deliveries are listed newest first with keyset pagination, and redriven one at a time.
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::audit;
+use super::extract::{optional_json, ApiJson, ApiPath, ApiQuery};
 use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem, ProblemCode};
 use crate::auth::{Need, Principal};
@@ -11,12 +12,11 @@ use crate::http::middleware::RequestId;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use patchbay_store::{
     EventDelivery, EventDeliveryFilter, EventDeliveryId, EventDeliveryStatus, EventEndpoint, EventEndpointId,
-    NewAuditEvent,
 };
 use patchbay_webhooks::{EndpointError, EndpointWithSecret};
 use secrecy::ExposeSecret;
@@ -182,38 +182,6 @@ impl From<EndpointError> for ApiError {
     }
 }
 
-/// An optional JSON body: empty means the defaults; otherwise it must be `application/json`.
-fn optional_json<T: Default + serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.starts_with("application/json") {
-        return Err(ApiError::new(ProblemCode::UnsupportedMediaType, "a body must be `application/json`"));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(ProblemCode::InvalidJson, e.to_string()))
-}
-
-async fn audit(
-    state: &AppState,
-    who: &Principal,
-    action: &str,
-    target: String,
-    req: RequestId,
-    ip: ClientAddr,
-) -> Result<(), ApiError> {
-    let event = NewAuditEvent {
-        tenant_id: Some(who.tenant_id),
-        actor: who.actor(),
-        action: action.into(),
-        target: Some(target),
-        request_id: Some(req.0),
-        ip: ip.audit(),
-    };
-    state.store.record_audit(event).await?;
-    Ok(())
-}
-
 const AUTH_401: &str = "`unauthorized`: no credential, or one that is invalid, expired or revoked";
 const AUTH_403: &str =
     "`forbidden`: a user without the tenant admin role; `insufficient_scope`: an API key without the `admin` scope";
@@ -250,7 +218,7 @@ async fn create_endpoint(
     principal.require(Need::Admin)?;
     let created = state.events_out.create(principal.scope(), &input.url, &input.event_types, Utc::now()).await?;
     let target = format!("event_endpoint:{}", created.endpoint.id);
-    audit(&state, &principal, "event_endpoint.create", target, request_id, ip).await?;
+    audit::record(&state, &principal, "event_endpoint.create", target, &request_id, &ip).await?;
     Ok((StatusCode::CREATED, Json(with_secret(created))))
 }
 
@@ -286,7 +254,8 @@ async fn delete_endpoint(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Need::Admin)?;
     state.events_out.delete(principal.scope(), id).await?;
-    audit(&state, &principal, "event_endpoint.delete", format!("event_endpoint:{id}"), request_id, ip).await?;
+    audit::record(&state, &principal, "event_endpoint.delete", format!("event_endpoint:{id}"), &request_id, &ip)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -333,7 +302,8 @@ async fn redrive(
 ) -> Result<Json<EventDeliveryOut>, ApiError> {
     principal.require(Need::Admin)?;
     let redriven = state.events_out.redrive(principal.scope(), id, delivery, Utc::now()).await?;
-    audit(&state, &principal, "event_delivery.redrive", format!("event_delivery:{delivery}"), request_id, ip).await?;
+    audit::record(&state, &principal, "event_delivery.redrive", format!("event_delivery:{delivery}"), &request_id, &ip)
+        .await?;
     Ok(Json(redriven.into()))
 }
 
@@ -353,7 +323,7 @@ async fn send_test(
 ) -> Result<(StatusCode, Json<EventDeliveryOut>), ApiError> {
     principal.require(Need::Admin)?;
     let queued = state.events_out.test(principal.scope(), id, Utc::now()).await?;
-    audit(&state, &principal, "event_endpoint.test", format!("event_endpoint:{id}"), request_id, ip).await?;
+    audit::record(&state, &principal, "event_endpoint.test", format!("event_endpoint:{id}"), &request_id, &ip).await?;
     Ok((StatusCode::ACCEPTED, Json(queued.into())))
 }
 
@@ -381,6 +351,7 @@ async fn rotate_secret(
         .overlap_seconds
         .map_or(state.settings.webhooks.secret_overlap, |s| chrono::Duration::seconds(i64::from(s)));
     let rotated = state.events_out.rotate(principal.scope(), id, overlap, Utc::now()).await?;
-    audit(&state, &principal, "event_endpoint.rotate_secret", format!("event_endpoint:{id}"), request_id, ip).await?;
+    audit::record(&state, &principal, "event_endpoint.rotate_secret", format!("event_endpoint:{id}"), &request_id, &ip)
+        .await?;
     Ok(Json(with_secret(rotated)))
 }

@@ -42,6 +42,22 @@ where
     }
 }
 
+/// An optional JSON body: empty (or only white space) means the defaults; otherwise it must be
+/// `application/json` of `T`'s shape.
+pub(crate) fn optional_json<T: Default + serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(ProblemCode::UnsupportedMediaType, "a body must be `application/json`"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ProblemCode::InvalidJson, e.to_string()))
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let code = match rejection.status() {

@@ -4,6 +4,7 @@
 //! fixed; a `processed` event is applied again (appliers are idempotent), a `pending` one only
 //! gets its job back.
 
+use super::audit;
 use super::extract::ApiPath;
 use super::problem::{ApiError, Problem};
 use super::webhook_events::WebhookEventOut;
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::Utc;
-use patchbay_store::{NewAuditEvent, WebhookEventId};
+use patchbay_store::WebhookEventId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -39,14 +40,7 @@ async fn reprocess_event(
 ) -> Result<(StatusCode, Json<WebhookEventOut>), ApiError> {
     principal.require(Need::Admin)?;
     let event = state.store.reprocess_webhook_event(principal.scope(), id, Utc::now()).await?;
-    let audit = NewAuditEvent {
-        tenant_id: Some(principal.tenant_id),
-        actor: principal.actor(),
-        action: "webhook_event.reprocess".into(),
-        target: Some(format!("webhook_event:{id}")),
-        request_id: Some(request_id.0),
-        ip: ip.audit(),
-    };
+    let audit = audit::entry(&principal, "webhook_event.reprocess", format!("webhook_event:{id}"), &request_id, &ip);
     state.store.record_audit(audit).await?;
     Ok((StatusCode::ACCEPTED, Json(event.into())))
 }

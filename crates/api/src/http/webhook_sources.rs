@@ -1,7 +1,8 @@
 //! `/v1/webhook-sources`: a tenant's third-party webhook sources (tenant admins and `admin`
 //! keys). Creating or rotating answers the signing secret once; lists never show one.
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::audit;
+use super::extract::{optional_json, ApiJson, ApiPath, ApiQuery};
 use super::pagination::{List, ListOut, ListQuery};
 use super::problem::{ApiError, Problem, ProblemCode};
 use crate::auth::{Need, Principal};
@@ -10,10 +11,10 @@ use crate::http::middleware::RequestId;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use patchbay_store::{NewAuditEvent, WebhookScheme, WebhookSource, WebhookSourceId};
+use patchbay_store::{WebhookScheme, WebhookSource, WebhookSourceId};
 use patchbay_webhooks::{SourceError, WithSecret};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -147,38 +148,6 @@ impl From<SourceError> for ApiError {
     }
 }
 
-/// An optional JSON body: empty means the defaults; otherwise it must be `application/json`.
-fn optional_json<T: Default + serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.starts_with("application/json") {
-        return Err(ApiError::new(ProblemCode::UnsupportedMediaType, "a body must be `application/json`"));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(ProblemCode::InvalidJson, e.to_string()))
-}
-
-async fn audit(
-    state: &AppState,
-    who: &Principal,
-    action: &str,
-    id: WebhookSourceId,
-    req: RequestId,
-    ip: ClientAddr,
-) -> Result<(), ApiError> {
-    let event = NewAuditEvent {
-        tenant_id: Some(who.tenant_id),
-        actor: who.actor(),
-        action: action.into(),
-        target: Some(format!("webhook_source:{id}")),
-        request_id: Some(req.0),
-        ip: ip.audit(),
-    };
-    state.store.record_audit(event).await?;
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/v1/webhook-sources", tag = "webhooks", params(ListQuery),
     responses((status = 200, description = "One page of the tenant's sources (no secrets)", body = ListOut<WebhookSourceOut>),
         (status = 400, description = "`invalid_query`: `limit` is 0 or not a number, or `cursor` is not one this list returned", body = Problem, content_type = "application/problem+json"),
@@ -212,7 +181,15 @@ async fn create_source(
     let sources = state.inbox.sources();
     let created =
         sources.create(principal.scope(), &input.name, input.scheme.into(), input.settings, Utc::now()).await?;
-    audit(&state, &principal, "webhook_source.create", created.source.id, request_id, ip).await?;
+    audit::record(
+        &state,
+        &principal,
+        "webhook_source.create",
+        format!("webhook_source:{}", created.source.id),
+        &request_id,
+        &ip,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(with_secret(&state, created))))
 }
 
@@ -240,6 +217,14 @@ async fn rotate_secret(
         .overlap_seconds
         .map_or(state.settings.webhooks.secret_overlap, |s| chrono::Duration::seconds(i64::from(s)));
     let rotated = state.inbox.sources().rotate(principal.scope(), id, overlap, Utc::now()).await?;
-    audit(&state, &principal, "webhook_source.rotate_secret", id, request_id, ip).await?;
+    audit::record(
+        &state,
+        &principal,
+        "webhook_source.rotate_secret",
+        format!("webhook_source:{}", id),
+        &request_id,
+        &ip,
+    )
+    .await?;
     Ok(Json(with_secret(&state, rotated)))
 }
