@@ -281,7 +281,8 @@ impl EventOutStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let endpoint: uuid::Uuid = sqlx::query_scalar(
             "UPDATE event_delivery SET attempts = attempts + 1, status = $2, next_attempt_at = $3, last_status = $4,
-                 last_error = $5, delivered_at = COALESCE($6, delivered_at)
+                 last_error = $5, delivered_at = COALESCE($6, delivered_at),
+                 finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $7 END
              WHERE id = $1 RETURNING endpoint_id",
         )
         .bind(id.0)
@@ -290,6 +291,7 @@ impl EventOutStore for PgStore {
         .bind(attempt.status)
         .bind(attempt.error.as_deref())
         .bind(delivered_at)
+        .bind(us(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?
@@ -378,7 +380,8 @@ impl EventOutStore for PgStore {
             return Err(StoreError::Conflict("the delivery is still pending".into()));
         }
         let row = sqlx::query(
-            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = $2 WHERE id = $1 RETURNING *",
+            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = $2, finished_at = NULL
+             WHERE id = $1 RETURNING *",
         )
         .bind(id.0)
         .bind(us(now))

@@ -21,6 +21,7 @@ mod monday_webhooks;
 mod outbox;
 mod record_writes;
 mod records;
+mod retention;
 mod rows;
 mod sync;
 mod watch_channels;

@@ -306,7 +306,8 @@ impl EventOutStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let endpoint: String = sqlx::query_scalar(
             "UPDATE event_delivery SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, last_status = ?4,
-                 last_error = ?5, delivered_at = COALESCE(?6, delivered_at)
+                 last_error = ?5, delivered_at = COALESCE(?6, delivered_at),
+                 finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?7 END
              WHERE id = ?1 RETURNING endpoint_id",
         )
         .bind(id_text(id.0))
@@ -315,6 +316,7 @@ impl EventOutStore for SqliteStore {
         .bind(attempt.status)
         .bind(attempt.error.as_deref())
         .bind(delivered_at)
+        .bind(micros(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?
@@ -402,7 +404,8 @@ impl EventOutStore for SqliteStore {
             return Err(StoreError::Conflict("the delivery is still pending".into()));
         }
         let row = sqlx::query(
-            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ? RETURNING *",
+            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL
+             WHERE id = ? RETURNING *",
         )
         .bind(micros(now))
         .bind(id_text(id.0))

@@ -24,6 +24,7 @@ mod monday_webhooks;
 mod outbox;
 mod pages;
 mod records;
+mod retention;
 mod rows;
 mod sync;
 mod watch_channels;
