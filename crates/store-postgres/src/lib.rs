@@ -23,6 +23,7 @@ mod record_writes;
 mod records;
 mod retention;
 mod rows;
+mod sealed_secrets;
 mod sync;
 mod watch_channels;
 mod webhook_processing;

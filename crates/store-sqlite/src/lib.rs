@@ -26,6 +26,7 @@ mod pages;
 mod records;
 mod retention;
 mod rows;
+mod sealed_secrets;
 mod sync;
 mod watch_channels;
 mod webhook_processing;
