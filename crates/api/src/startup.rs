@@ -260,7 +260,7 @@ fn inbox(
 
 /// Events out: endpoints, dispatch and the signed sender, resolving names with the system
 /// resolver behind the private-address guard.
-fn events_out(
+pub(crate) fn events_out(
     settings: &Settings,
     store: &Arc<dyn Store>,
     vault: Vault,
