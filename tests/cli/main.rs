@@ -95,7 +95,7 @@ fn production_without_keys_exits_non_zero_naming_the_variable() {
 fn every_command_has_help_and_help_never_shows_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let canary = "canary-secret-value-0123456789abcdefghijkl";
-    let commands: [&[&str]; 15] = [
+    let commands: [&[&str]; 20] = [
         &[],
         &["serve"],
         &["migrate"],
@@ -109,6 +109,11 @@ fn every_command_has_help_and_help_never_shows_secrets() {
         &["webhook-sources", "create"],
         &["webhook-sources", "list"],
         &["webhook-sources", "rotate-secret"],
+        &["event-endpoints"],
+        &["event-endpoints", "create"],
+        &["event-endpoints", "list"],
+        &["event-endpoints", "rotate-secret"],
+        &["event-endpoints", "delete"],
         &["dev-token"],
         &["help"],
     ];
@@ -226,6 +231,58 @@ async fn webhook_sources_from_the_command_line_verify_deliveries_at_a_running_se
     assert_eq!(deliver(rotated, "d-2").await, 204, "the new secret verifies");
     assert_eq!(deliver(secret, "d-3").await, 401, "with no overlap the old secret stops at once");
     assert!(served.terminate().success());
+}
+
+#[test]
+fn event_endpoints_are_created_listed_rotated_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        patchbay(dir.path()).env("PATCHBAY_ALLOW_PRIVATE_ENDPOINTS", "true").args(args).output().unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let output = run(args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let url = "http://127.0.0.1:9/events";
+    let create = [
+        "event-endpoints",
+        "create",
+        "--tenant",
+        "acme",
+        "--url",
+        url,
+        "--event-type",
+        "sync.completed,connection.created",
+    ];
+    let (secret, notes) = ok(&create);
+    let secret = secret.trim().to_string();
+    assert!(secret.starts_with("whsec_") && !secret.contains('\n'), "the secret alone is printed on stdout: {secret}");
+    let id = notes.lines().find_map(|l| l.strip_prefix("created event endpoint ")).expect("the id is printed");
+    let id = id.split_whitespace().next().unwrap().to_string();
+    let (listed, _) = ok(&["event-endpoints", "list", "--tenant", "acme"]);
+    assert!(listed.contains(&id) && listed.contains(url), "list shows the endpoint: {listed}");
+    assert!(
+        listed.contains("connection.created,sync.completed") && !listed.contains(&secret),
+        "never its secret: {listed}"
+    );
+    ok(&["event-endpoints", "create", "--tenant", "globex", "--url", url, "--event-type", "sync.failed"]);
+    let (other, _) = ok(&["event-endpoints", "list", "--tenant", "globex"]);
+    assert!(!other.contains(&id), "another tenant lists nothing of acme's: {other}");
+
+    let (rotated, _) = ok(&["event-endpoints", "rotate-secret", "--tenant", "acme", "--overlap-seconds", "0", &id]);
+    let rotated = rotated.trim().to_string();
+    assert!(rotated.starts_with("whsec_") && rotated != secret, "a new secret is printed once");
+    let refused = run(&["event-endpoints", "rotate-secret", "--tenant", "globex", &id]);
+    assert!(!refused.status.success() && text(&refused).contains("no event endpoint"), "{}", text(&refused));
+    let bad = run(&["event-endpoints", "create", "--tenant", "acme", "--url", url, "--event-type", "no.such"]);
+    assert!(!bad.status.success() && text(&bad).contains("event_types"), "{}", text(&bad));
+
+    ok(&["event-endpoints", "delete", "--tenant", "acme", &id]);
+    let (listed, _) = ok(&["event-endpoints", "list", "--tenant", "acme"]);
+    assert!(!listed.contains(&id), "deleted: {listed}");
+    let again = run(&["event-endpoints", "delete", "--tenant", "acme", &id]);
+    assert!(!again.status.success(), "deleting twice fails: {}", text(&again));
 }
 
 #[tokio::test]

@@ -34,11 +34,18 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
         public_url: state.settings.http.public_url.to_string(),
     };
     let release = patchbay_webhooks::monday_release::MondayReleaseJob { deps: state.sync.clone() };
+    let retention = patchbay_webhooks::RetentionJob {
+        store: state.store.clone(),
+        jobs: state.store.clone(),
+        clock: Arc::new(SystemClock),
+        settings: state.settings.retention.clone(),
+    };
     worker
         .handle(JobKind::EventsDeliver.as_str(), Arc::new(events))
         .handle(patchbay_store::MONDAY_WEBHOOKS_REGISTER, Arc::new(register))
         .handle(patchbay_store::MONDAY_WEBHOOKS_RELEASE, Arc::new(release))
         .handle(JobKind::WebhookProcess.as_str(), Arc::new(webhook_processor(state)))
+        .handle(JobKind::RetentionPrune.as_str(), Arc::new(retention))
 }
 
 /// The inbox processor with one applier per source kind. Kinds without an applier here end

@@ -10,8 +10,8 @@ use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
 use patchbay_store::{
-    CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, ProviderId, Store,
-    SyncRepairPayload, SystemClock, Worker, WorkerSettings,
+    CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, ProviderId,
+    RetentionPrunePayload, Store, SyncRepairPayload, SystemClock, Worker, WorkerSettings,
 };
 use patchbay_sync::SyncDeps;
 use patchbay_token_vault::{RefreshSweep, Tokens, Vault};
@@ -112,6 +112,11 @@ impl Application {
         let events_out = events_out(&settings, &store, tokens.vault().clone())?;
         // One delivery loop for the fleet: its dedup key merges this into one already queued.
         store.enqueue(EventsDeliverPayload {}.job(now), now).await.context("queueing the events-out loop")?;
+        // One retention sweep for the fleet, likewise; its first run comes after a full interval
+        // so a restart loop does not turn into a delete loop.
+        let mut retention = RetentionPrunePayload {}.job(now);
+        retention.run_at = now + chrono::Duration::from_std(settings.retention.every).unwrap_or_default();
+        store.enqueue(retention, now).await.context("queueing the retention sweep")?;
         let state = AppState {
             read_cache,
             store,
@@ -255,7 +260,7 @@ fn inbox(
 
 /// Events out: endpoints, dispatch and the signed sender, resolving names with the system
 /// resolver behind the private-address guard.
-fn events_out(
+pub(crate) fn events_out(
     settings: &Settings,
     store: &Arc<dyn Store>,
     vault: Vault,

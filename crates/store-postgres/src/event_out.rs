@@ -4,12 +4,12 @@
 
 use crate::outbox::insert_event;
 use crate::rows::col;
+use crate::sealed_secrets::ENDPOINT_SECRETS;
 use crate::{db_err, rows, us, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::PgConnection;
 
 fn endpoint_row(row: &PgRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<EventEndpoint> {
     let types: Vec<String> = col(row, "event_types")?;
@@ -26,16 +26,6 @@ fn endpoint_row(row: &PgRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<E
         disabled_at: col(row, "disabled_at")?,
         failing_since: col(row, "failing_since")?,
         secrets,
-    })
-}
-
-fn secret_row(row: &PgRow) -> StoreResult<SealedWebhookSecret> {
-    Ok(SealedWebhookSecret {
-        id: col(row, "id")?,
-        key_id: rows::key_id(row, "key_id")?,
-        ciphertext: col(row, "ciphertext")?,
-        created_at: col(row, "created_at")?,
-        valid_until: col(row, "valid_until")?,
     })
 }
 
@@ -56,23 +46,6 @@ fn delivery_row(row: &PgRow) -> StoreResult<EventDelivery> {
     })
 }
 
-async fn insert_secret(conn: &mut PgConnection, endpoint: EventEndpointId, s: &SealedWebhookSecret) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO event_endpoint_secret (id, endpoint_id, key_id, ciphertext, created_at, valid_until)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(s.id)
-    .bind(endpoint.0)
-    .bind(i64::from(s.key_id))
-    .bind(&s.ciphertext)
-    .bind(us(s.created_at))
-    .bind(s.valid_until.map(us))
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
 impl PgStore {
     async fn load_endpoint(&self, id: EventEndpointId, tenant: Option<TenantId>) -> StoreResult<EventEndpoint> {
         let row = sqlx::query("SELECT * FROM event_endpoint WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)")
@@ -82,12 +55,8 @@ impl PgStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        let secrets = sqlx::query("SELECT * FROM event_endpoint_secret WHERE endpoint_id = $1 ORDER BY id DESC")
-            .bind(id.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        endpoint_row(&row, secrets.iter().map(secret_row).collect::<StoreResult<_>>()?)
+        let secrets = ENDPOINT_SECRETS.load(&self.pool, id.0).await?;
+        endpoint_row(&row, secrets)
     }
 }
 
@@ -107,7 +76,7 @@ impl EventOutStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        insert_secret(&mut tx, endpoint.id, &endpoint.secret).await?;
+        ENDPOINT_SECRETS.insert(&mut tx, endpoint.id.0, &endpoint.secret).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_endpoint(endpoint.id, Some(endpoint.tenant_id)).await
     }
@@ -165,22 +134,7 @@ impl EventOutStore for PgStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM event_endpoint_secret WHERE endpoint_id = $1 AND valid_until <= $2")
-            .bind(id.0)
-            .bind(us(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE event_endpoint_secret SET valid_until = $2
-             WHERE endpoint_id = $1 AND (valid_until IS NULL OR valid_until > $2)",
-        )
-        .bind(id.0)
-        .bind(us(old_valid_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_secret(&mut tx, id, &secret).await?;
+        ENDPOINT_SECRETS.rotate(&mut tx, id.0, &secret, old_valid_until, now).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_endpoint(id, Some(scope.tenant_id())).await
     }
@@ -281,7 +235,8 @@ impl EventOutStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let endpoint: uuid::Uuid = sqlx::query_scalar(
             "UPDATE event_delivery SET attempts = attempts + 1, status = $2, next_attempt_at = $3, last_status = $4,
-                 last_error = $5, delivered_at = COALESCE($6, delivered_at)
+                 last_error = $5, delivered_at = COALESCE($6, delivered_at),
+                 finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $7 END
              WHERE id = $1 RETURNING endpoint_id",
         )
         .bind(id.0)
@@ -290,6 +245,7 @@ impl EventOutStore for PgStore {
         .bind(attempt.status)
         .bind(attempt.error.as_deref())
         .bind(delivered_at)
+        .bind(us(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?
@@ -378,7 +334,8 @@ impl EventOutStore for PgStore {
             return Err(StoreError::Conflict("the delivery is still pending".into()));
         }
         let row = sqlx::query(
-            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = $2 WHERE id = $1 RETURNING *",
+            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = $2, finished_at = NULL
+             WHERE id = $1 RETURNING *",
         )
         .bind(id.0)
         .bind(us(now))

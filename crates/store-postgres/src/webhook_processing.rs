@@ -92,6 +92,26 @@ impl WebhookProcessingStore for PgStore {
             });
         }
         let left = i64::from(limit) - found.len() as i64;
+        let endpoint_secrets = sqlx::query(
+            "SELECT s.id, s.endpoint_id, ep.tenant_id, s.key_id, s.ciphertext
+             FROM event_endpoint_secret s JOIN event_endpoint ep ON ep.id = s.endpoint_id
+             WHERE s.key_id <> $1 ORDER BY s.id LIMIT $2",
+        )
+        .bind(i64::from(primary))
+        .bind(left.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        for row in &endpoint_secrets {
+            found.push(WebhookCiphertext::EndpointSecret {
+                endpoint_id: EventEndpointId(row.try_get("endpoint_id").map_err(db_err)?),
+                tenant_id: TenantId(row.try_get("tenant_id").map_err(db_err)?),
+                secret_id: row.try_get("id").map_err(db_err)?,
+                key_id: rows::key_id(row, "key_id")?,
+                ciphertext: row.try_get("ciphertext").map_err(db_err)?,
+            });
+        }
+        let left = i64::from(limit) - found.len() as i64;
         if left > 0 {
             let bodies = sqlx::query(
                 "SELECT id, tenant_id, key_id, body FROM webhook_event WHERE key_id <> $1 ORDER BY id LIMIT $2",
@@ -124,6 +144,16 @@ impl WebhookProcessingStore for PgStore {
                 "UPDATE webhook_source_secret SET key_id = $2, ciphertext = $3 WHERE id = $1 AND ciphertext = $4",
             )
             .bind(secret_id)
+            .bind(i64::from(key_id))
+            .bind(ciphertext)
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?,
+            WebhookCiphertext::EndpointSecret { secret_id, ciphertext: before, .. } => sqlx::query(
+                "UPDATE event_endpoint_secret SET key_id = $2, ciphertext = $3 WHERE id = $1 AND ciphertext = $4",
+            )
+            .bind(*secret_id)
             .bind(i64::from(key_id))
             .bind(ciphertext)
             .bind(before)

@@ -2,12 +2,12 @@
 //! FROM unnest(…)` in one transaction: one round trip and one WAL flush for the whole batch.
 
 use crate::rows::col;
+use crate::sealed_secrets::SOURCE_SECRETS;
 use crate::{db_err, rows, us, PgStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::PgConnection;
 use std::collections::HashSet;
 
 fn source_row(row: &PgRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<WebhookSource> {
@@ -19,16 +19,6 @@ fn source_row(row: &PgRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<Web
         settings: col(row, "settings")?,
         created_at: col(row, "created_at")?,
         secrets,
-    })
-}
-
-fn secret_row(row: &PgRow) -> StoreResult<SealedWebhookSecret> {
-    Ok(SealedWebhookSecret {
-        id: col(row, "id")?,
-        key_id: rows::key_id(row, "key_id")?,
-        ciphertext: col(row, "ciphertext")?,
-        created_at: col(row, "created_at")?,
-        valid_until: col(row, "valid_until")?,
     })
 }
 
@@ -49,27 +39,6 @@ pub(crate) fn event_row(row: &PgRow) -> StoreResult<WebhookEvent> {
     })
 }
 
-async fn insert_secret(
-    conn: &mut PgConnection,
-    source: WebhookSourceId,
-    secret: &SealedWebhookSecret,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO webhook_source_secret (id, source_id, key_id, ciphertext, created_at, valid_until)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(secret.id)
-    .bind(source.0)
-    .bind(i64::from(secret.key_id))
-    .bind(&secret.ciphertext)
-    .bind(us(secret.created_at))
-    .bind(secret.valid_until.map(us))
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
 impl PgStore {
     /// A source row (scoped to `tenant` when given) with its secrets, newest first.
     async fn load_source(&self, id: WebhookSourceId, tenant: Option<TenantId>) -> StoreResult<WebhookSource> {
@@ -80,12 +49,8 @@ impl PgStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        let secrets = sqlx::query("SELECT * FROM webhook_source_secret WHERE source_id = $1 ORDER BY id DESC")
-            .bind(id.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        source_row(&row, secrets.iter().map(secret_row).collect::<StoreResult<_>>()?)
+        let secrets = SOURCE_SECRETS.load(&self.pool, id.0).await?;
+        source_row(&row, secrets)
     }
 }
 
@@ -106,7 +71,7 @@ impl WebhookStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        insert_secret(&mut tx, source.id, &source.secret).await?;
+        SOURCE_SECRETS.insert(&mut tx, source.id.0, &source.secret).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_source(source.id, Some(source.tenant_id)).await
     }
@@ -151,22 +116,7 @@ impl WebhookStore for PgStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM webhook_source_secret WHERE source_id = $1 AND valid_until <= $2")
-            .bind(id.0)
-            .bind(us(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE webhook_source_secret SET valid_until = $2
-             WHERE source_id = $1 AND (valid_until IS NULL OR valid_until > $2)",
-        )
-        .bind(id.0)
-        .bind(us(old_valid_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_secret(&mut tx, id, &secret).await?;
+        SOURCE_SECRETS.rotate(&mut tx, id.0, &secret, old_valid_until, now).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_source(id, Some(scope.tenant_id())).await
     }

@@ -3,6 +3,7 @@
 
 use crate::codec::*;
 use crate::outbox::insert_event;
+use crate::sealed_secrets::ENDPOINT_SECRETS;
 use crate::{db_err, rows, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,16 +30,6 @@ fn endpoint_row(row: &SqliteRow, secrets: Vec<SealedWebhookSecret>) -> StoreResu
     })
 }
 
-fn secret_row(row: &SqliteRow) -> StoreResult<SealedWebhookSecret> {
-    Ok(SealedWebhookSecret {
-        id: uuid(row, "id")?,
-        key_id: key_id(row, "key_id")?,
-        ciphertext: blob(row, "ciphertext")?,
-        created_at: time(row, "created_at")?,
-        valid_until: opt_time(row, "valid_until")?,
-    })
-}
-
 fn delivery_row(row: &SqliteRow) -> StoreResult<EventDelivery> {
     Ok(EventDelivery {
         id: uuid(row, "id")?.into(),
@@ -54,27 +45,6 @@ fn delivery_row(row: &SqliteRow) -> StoreResult<EventDelivery> {
         created_at: time(row, "created_at")?,
         delivered_at: opt_time(row, "delivered_at")?,
     })
-}
-
-async fn insert_secret(
-    conn: &mut SqliteConnection,
-    endpoint: EventEndpointId,
-    s: &SealedWebhookSecret,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO event_endpoint_secret (id, endpoint_id, key_id, ciphertext, created_at, valid_until)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id_text(s.id))
-    .bind(id_text(endpoint.0))
-    .bind(i64::from(s.key_id))
-    .bind(&s.ciphertext)
-    .bind(micros(s.created_at))
-    .bind(opt_micros(s.valid_until))
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
 }
 
 async fn insert_delivery(
@@ -111,12 +81,8 @@ impl SqliteStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        let secrets = sqlx::query("SELECT * FROM event_endpoint_secret WHERE endpoint_id = ? ORDER BY id DESC")
-            .bind(id_text(id.0))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
-        endpoint_row(&row, secrets.iter().map(secret_row).collect::<StoreResult<_>>()?)
+        let secrets = ENDPOINT_SECRETS.load(&self.reader, id.0).await?;
+        endpoint_row(&row, secrets)
     }
 }
 
@@ -134,7 +100,7 @@ impl EventOutStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        insert_secret(&mut tx, endpoint.id, &endpoint.secret).await?;
+        ENDPOINT_SECRETS.insert(&mut tx, endpoint.id.0, &endpoint.secret).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_endpoint(endpoint.id, Some(endpoint.tenant_id)).await
     }
@@ -198,22 +164,7 @@ impl EventOutStore for SqliteStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM event_endpoint_secret WHERE endpoint_id = ? AND valid_until <= ?")
-            .bind(id_text(id.0))
-            .bind(micros(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE event_endpoint_secret SET valid_until = ?2
-             WHERE endpoint_id = ?1 AND (valid_until IS NULL OR valid_until > ?2)",
-        )
-        .bind(id_text(id.0))
-        .bind(micros(old_valid_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_secret(&mut tx, id, &secret).await?;
+        ENDPOINT_SECRETS.rotate(&mut tx, id.0, &secret, old_valid_until, now).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_endpoint(id, Some(scope.tenant_id())).await
     }
@@ -306,7 +257,8 @@ impl EventOutStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let endpoint: String = sqlx::query_scalar(
             "UPDATE event_delivery SET attempts = attempts + 1, status = ?2, next_attempt_at = ?3, last_status = ?4,
-                 last_error = ?5, delivered_at = COALESCE(?6, delivered_at)
+                 last_error = ?5, delivered_at = COALESCE(?6, delivered_at),
+                 finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?7 END
              WHERE id = ?1 RETURNING endpoint_id",
         )
         .bind(id_text(id.0))
@@ -315,6 +267,7 @@ impl EventOutStore for SqliteStore {
         .bind(attempt.status)
         .bind(attempt.error.as_deref())
         .bind(delivered_at)
+        .bind(micros(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?
@@ -402,7 +355,8 @@ impl EventOutStore for SqliteStore {
             return Err(StoreError::Conflict("the delivery is still pending".into()));
         }
         let row = sqlx::query(
-            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = ? WHERE id = ? RETURNING *",
+            "UPDATE event_delivery SET status = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL
+             WHERE id = ? RETURNING *",
         )
         .bind(micros(now))
         .bind(id_text(id.0))

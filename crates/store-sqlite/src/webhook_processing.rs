@@ -92,6 +92,26 @@ impl WebhookProcessingStore for SqliteStore {
             });
         }
         let left = i64::from(limit) - found.len() as i64;
+        let endpoint_secrets = sqlx::query(
+            "SELECT s.id, s.endpoint_id, ep.tenant_id, s.key_id, s.ciphertext
+             FROM event_endpoint_secret s JOIN event_endpoint ep ON ep.id = s.endpoint_id
+             WHERE s.key_id <> ? ORDER BY s.id LIMIT ?",
+        )
+        .bind(i64::from(primary))
+        .bind(left.max(0))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        for row in &endpoint_secrets {
+            found.push(WebhookCiphertext::EndpointSecret {
+                endpoint_id: uuid(row, "endpoint_id")?.into(),
+                tenant_id: uuid(row, "tenant_id")?.into(),
+                secret_id: uuid(row, "id")?,
+                key_id: key_id(row, "key_id")?,
+                ciphertext: blob(row, "ciphertext")?,
+            });
+        }
+        let left = i64::from(limit) - found.len() as i64;
         if left > 0 {
             let bodies = sqlx::query(
                 "SELECT id, tenant_id, key_id, body FROM webhook_event WHERE key_id <> ? ORDER BY id LIMIT ?",
@@ -122,6 +142,16 @@ impl WebhookProcessingStore for SqliteStore {
         let done = match old {
             WebhookCiphertext::Secret { secret_id, ciphertext: before, .. } => sqlx::query(
                 "UPDATE webhook_source_secret SET key_id = ?2, ciphertext = ?3 WHERE id = ?1 AND ciphertext = ?4",
+            )
+            .bind(id_text(*secret_id))
+            .bind(i64::from(key_id))
+            .bind(ciphertext)
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?,
+            WebhookCiphertext::EndpointSecret { secret_id, ciphertext: before, .. } => sqlx::query(
+                "UPDATE event_endpoint_secret SET key_id = ?2, ciphertext = ?3 WHERE id = ?1 AND ciphertext = ?4",
             )
             .bind(id_text(*secret_id))
             .bind(i64::from(key_id))

@@ -2,12 +2,12 @@
 //! single writer, so a burst of concurrent webhooks costs one WAL flush, not one each.
 
 use crate::codec::*;
+use crate::sealed_secrets::SOURCE_SECRETS;
 use crate::{db_err, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_store::*;
 use sqlx::sqlite::SqliteRow;
-use sqlx::SqliteConnection;
 
 fn source_row(row: &SqliteRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult<WebhookSource> {
     Ok(WebhookSource {
@@ -18,16 +18,6 @@ fn source_row(row: &SqliteRow, secrets: Vec<SealedWebhookSecret>) -> StoreResult
         settings: json(row, "settings")?,
         created_at: time(row, "created_at")?,
         secrets,
-    })
-}
-
-fn secret_row(row: &SqliteRow) -> StoreResult<SealedWebhookSecret> {
-    Ok(SealedWebhookSecret {
-        id: uuid(row, "id")?,
-        key_id: key_id(row, "key_id")?,
-        ciphertext: blob(row, "ciphertext")?,
-        created_at: time(row, "created_at")?,
-        valid_until: opt_time(row, "valid_until")?,
     })
 }
 
@@ -48,27 +38,6 @@ pub(crate) fn event_row(row: &SqliteRow) -> StoreResult<WebhookEvent> {
     })
 }
 
-async fn insert_secret(
-    conn: &mut SqliteConnection,
-    source: WebhookSourceId,
-    secret: &SealedWebhookSecret,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO webhook_source_secret (id, source_id, key_id, ciphertext, created_at, valid_until)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id_text(secret.id))
-    .bind(id_text(source.0))
-    .bind(i64::from(secret.key_id))
-    .bind(&secret.ciphertext)
-    .bind(micros(secret.created_at))
-    .bind(opt_micros(secret.valid_until))
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
-
 impl SqliteStore {
     /// A source row (scoped to `tenant` when given) with its secrets, newest first.
     async fn load_source(&self, id: WebhookSourceId, tenant: Option<TenantId>) -> StoreResult<WebhookSource> {
@@ -79,12 +48,8 @@ impl SqliteStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        let secrets = sqlx::query("SELECT * FROM webhook_source_secret WHERE source_id = ? ORDER BY id DESC")
-            .bind(id_text(id.0))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
-        source_row(&row, secrets.iter().map(secret_row).collect::<StoreResult<_>>()?)
+        let secrets = SOURCE_SECRETS.load(&self.reader, id.0).await?;
+        source_row(&row, secrets)
     }
 }
 
@@ -104,7 +69,7 @@ impl WebhookStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        insert_secret(&mut tx, source.id, &source.secret).await?;
+        SOURCE_SECRETS.insert(&mut tx, source.id.0, &source.secret).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_source(source.id, Some(source.tenant_id)).await
     }
@@ -148,22 +113,7 @@ impl WebhookStore for SqliteStore {
             .await
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM webhook_source_secret WHERE source_id = ? AND valid_until <= ?")
-            .bind(id_text(id.0))
-            .bind(micros(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE webhook_source_secret SET valid_until = ?2
-             WHERE source_id = ?1 AND (valid_until IS NULL OR valid_until > ?2)",
-        )
-        .bind(id_text(id.0))
-        .bind(micros(old_valid_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_secret(&mut tx, id, &secret).await?;
+        SOURCE_SECRETS.rotate(&mut tx, id.0, &secret, old_valid_until, now).await?;
         tx.commit().await.map_err(db_err)?;
         self.load_source(id, Some(scope.tenant_id())).await
     }

@@ -23,6 +23,7 @@ mod outbox;
 mod page;
 mod provider;
 mod records;
+mod retention;
 mod sync;
 mod text_enum;
 mod watch_channels;
@@ -45,6 +46,7 @@ pub use outbox::*;
 pub use page::*;
 pub use provider::*;
 pub use records::*;
+pub use retention::*;
 pub use sync::*;
 pub use watch_channels::*;
 pub use webhook_processing::*;
@@ -71,6 +73,7 @@ pub trait Store:
     + EventOutStore
     + WebhookProcessingStore
     + MondayWebhookStore
+    + RetentionStore
 {
 }
 
@@ -93,5 +96,6 @@ impl<T> Store for T where
         + EventOutStore
         + WebhookProcessingStore
         + MondayWebhookStore
+        + RetentionStore
 {
 }

@@ -48,6 +48,14 @@ pub enum WebhookSettle {
 pub enum WebhookCiphertext {
     /// A source's signing secret.
     Secret { source_id: WebhookSourceId, tenant_id: TenantId, secret_id: uuid::Uuid, key_id: u32, ciphertext: Vec<u8> },
+    /// An event endpoint's signing secret.
+    EndpointSecret {
+        endpoint_id: EventEndpointId,
+        tenant_id: TenantId,
+        secret_id: uuid::Uuid,
+        key_id: u32,
+        ciphertext: Vec<u8>,
+    },
     /// An inbox body.
     Body { event_id: WebhookEventId, tenant_id: Option<TenantId>, key_id: u32, ciphertext: Vec<u8> },
 }
@@ -56,14 +64,16 @@ impl WebhookCiphertext {
     /// The key the ciphertext is sealed under.
     pub fn key_id(&self) -> u32 {
         match self {
-            Self::Secret { key_id, .. } | Self::Body { key_id, .. } => *key_id,
+            Self::Secret { key_id, .. } | Self::EndpointSecret { key_id, .. } | Self::Body { key_id, .. } => *key_id,
         }
     }
 
     /// The sealed bytes.
     pub fn ciphertext(&self) -> &[u8] {
         match self {
-            Self::Secret { ciphertext, .. } | Self::Body { ciphertext, .. } => ciphertext,
+            Self::Secret { ciphertext, .. }
+            | Self::EndpointSecret { ciphertext, .. }
+            | Self::Body { ciphertext, .. } => ciphertext,
         }
     }
 }
@@ -89,8 +99,8 @@ pub trait WebhookProcessingStore: Send + Sync {
         id: WebhookEventId,
         now: DateTime<Utc>,
     ) -> StoreResult<WebhookEvent>;
-    /// Up to `limit` webhook ciphertexts (secrets first, then bodies) sealed under a key other
-    /// than `primary`.
+    /// Up to `limit` webhook ciphertexts (source secrets first, then event endpoint secrets,
+    /// then inbox bodies) sealed under a key other than `primary`.
     async fn webhook_ciphertexts_not_under(&self, primary: u32, limit: u32) -> StoreResult<Vec<WebhookCiphertext>>;
     /// Replaces one ciphertext if it is still the one read (compare-and-set on the old bytes);
     /// says whether it was replaced.

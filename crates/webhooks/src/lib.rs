@@ -21,6 +21,7 @@ pub mod monday_release;
 pub mod out;
 pub mod processor;
 pub mod received;
+pub mod retention;
 pub mod rewrap;
 pub mod scheme;
 pub mod secret;
@@ -36,6 +37,7 @@ pub use monday::{
 pub use out::{EndpointError, EndpointWithSecret, EventsOut, OutSettings, RoundReport};
 pub use processor::{Processed, Processor, DEFAULT_MAX_ATTEMPTS};
 pub use received::{ReceivedApplier, DEFAULT_MAX_INLINE_BODY};
+pub use retention::{Pruned, RetentionJob, RetentionSettings};
 pub use rewrap::{rewrap_webhooks, RewrapFailure, Rewrapped};
 pub use scheme::{verify, GenericSettings, Rejection, Scheme, SignatureEncoding, Verified};
 pub use secret::{SecretError, SigningKey};

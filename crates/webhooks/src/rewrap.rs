@@ -1,8 +1,10 @@
-//! `vault rotate` for webhook material: every source secret and inbox body sealed under a key
-//! other than the primary is opened with its AAD and sealed again under the primary, one
-//! compare-and-set write each (a row changed meanwhile, e.g. a secret rotation, is read again).
+//! `vault rotate` for webhook material: every source secret, event endpoint secret and inbox body
+//! sealed under a key other than the primary is opened with its AAD and sealed again under the
+//! primary, one compare-and-set write each (a row changed meanwhile, e.g. a secret rotation, is
+//! read again).
 
 use crate::inbox::body_aad;
+use crate::out::endpoint_secret_aad;
 use crate::secret::secret_aad;
 use patchbay_store::{StoreError, WebhookCiphertext, WebhookProcessingStore};
 use patchbay_token_vault::Vault;
@@ -20,7 +22,7 @@ pub struct Rewrapped {
 /// One ciphertext that could not be re-encrypted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RewrapFailure {
-    /// `secret <id>` or `body <id>`.
+    /// `secret <id>`, `endpoint secret <id>` or `body <id>`.
     pub what: String,
     pub error: String,
 }
@@ -50,6 +52,9 @@ pub async fn rewrap_webhooks(
                 WebhookCiphertext::Secret { source_id, tenant_id, secret_id, .. } => {
                     secret_aad(*tenant_id, *source_id, *secret_id)
                 }
+                WebhookCiphertext::EndpointSecret { endpoint_id, tenant_id, secret_id, .. } => {
+                    endpoint_secret_aad(*tenant_id, *endpoint_id, *secret_id)
+                }
                 WebhookCiphertext::Body { event_id, tenant_id, .. } => body_aad(*tenant_id, *event_id),
             };
             match vault.rewrap(old.ciphertext(), &aad) {
@@ -73,6 +78,7 @@ pub async fn rewrap_webhooks(
 fn name(c: &WebhookCiphertext) -> String {
     match c {
         WebhookCiphertext::Secret { secret_id, .. } => format!("secret {secret_id}"),
+        WebhookCiphertext::EndpointSecret { secret_id, .. } => format!("endpoint secret {secret_id}"),
         WebhookCiphertext::Body { event_id, .. } => format!("body {}", event_id.0),
     }
 }

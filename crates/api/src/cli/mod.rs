@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod dev_token;
+mod event_endpoints;
 pub mod monday;
 pub mod vault;
 mod webhook_sources;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Create, list and rotate the secrets of third-party webhook sources.
     #[command(subcommand)]
     WebhookSources(webhook_sources::WebhookSourcesCommand),
+    /// Create, list, rotate the secrets of and delete a tenant's event endpoints.
+    #[command(subcommand)]
+    EventEndpoints(event_endpoints::EventEndpointsCommand),
     /// Print a user JWT signed with the development secret (refused in production).
     DevToken(dev_token::DevTokenArgs),
 }
@@ -80,6 +84,7 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Vault(command) => vault::run(command, settings).await,
         Command::Monday(command) => monday::run(command, settings).await,
         Command::WebhookSources(command) => webhook_sources::run(command, settings).await,
+        Command::EventEndpoints(command) => event_endpoints::run(command, settings).await,
     };
     match result {
         Ok(()) => Exit::Ok,

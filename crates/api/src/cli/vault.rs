@@ -26,9 +26,9 @@ pub enum VaultCommand {
     /// Show the key ring, how many ciphertexts each key id encrypts, and which instances have
     /// loaded which keys.
     Status,
-    /// Re-encrypt every credential, synced record, webhook source secret and inbox body under
-    /// the primary key, in batches, online and resumable (run it again after an interruption:
-    /// it takes what is left).
+    /// Re-encrypt every credential, synced record, webhook source and event endpoint secret and
+    /// inbox body under the primary key, in batches, online and resumable (run it again after an
+    /// interruption: it takes what is left).
     Rotate {
         /// Credentials (then records, then webhook ciphertexts) per batch.
         #[arg(long, default_value_t = 200)]
@@ -150,7 +150,7 @@ pub async fn rotate(store: &Arc<dyn Store>, vault: &Vault, batch: u32) -> anyhow
     eprintln!("\r    {}/{} re-encrypted, {} failed", last.done, last.total, last.failed);
     let records = moved?;
     eprintln!("==> every synced record is under key {primary}");
-    eprintln!("==> re-encrypting webhook secrets and inbox bodies under key {primary}");
+    eprintln!("==> re-encrypting webhook and endpoint secrets and inbox bodies under key {primary}");
     let moved = patchbay_webhooks::rewrap_webhooks(store.as_ref(), vault, batch, |p, failure| {
         if let Some(f) = failure {
             eprintln!("\n    webhook {} cannot be re-encrypted: {}", f.what, f.error);

@@ -45,7 +45,7 @@ pub enum WebhookSourcesCommand {
     },
 }
 
-fn tenant_key(tenant: &str) -> String {
+pub(super) fn tenant_key(tenant: &str) -> String {
     if tenant.starts_with("org:") || tenant.starts_with("user:") {
         tenant.to_string()
     } else {
@@ -63,7 +63,7 @@ pub async fn run(command: WebhookSourcesCommand, settings: Settings) -> anyhow::
     result
 }
 
-async fn tenant_scope(store: &Arc<dyn Store>, tenant: &str) -> anyhow::Result<TenantScope> {
+pub(super) async fn tenant_scope(store: &Arc<dyn Store>, tenant: &str) -> anyhow::Result<TenantScope> {
     match store.find_tenant(&tenant_key(tenant)).await? {
         Some(found) => Ok(TenantScope::new(found.id)),
         None => bail!("no tenant `{}`", tenant_key(tenant)),

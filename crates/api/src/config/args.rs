@@ -63,6 +63,8 @@ pub struct ConfigArgs {
     pub webhooks: super::webhooks::WebhookArgs,
     #[command(flatten)]
     pub events_out: super::events_out::EventsOutArgs,
+    #[command(flatten)]
+    pub retention: super::retention::RetentionArgs,
 
     /// Maximum database connections (Postgres pool size; SQLite read connections).
     #[arg(long, env = "PATCHBAY_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
@@ -306,6 +308,7 @@ impl ConfigArgs {
             sync,
             webhooks: self.webhooks.settings()?,
             events_out: self.events_out.settings()?,
+            retention: self.retention.settings()?,
             providers,
         })
     }

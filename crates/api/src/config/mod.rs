@@ -5,6 +5,7 @@
 mod args;
 mod dev_secrets;
 mod events_out;
+mod retention;
 mod secrets;
 mod sync;
 mod webhooks;
@@ -13,6 +14,8 @@ pub use args::{ConfigArgs, Environment, LogFormat};
 pub use events_out::{EventsOutArgs, EventsOutSettings};
 pub use patchbay_sync::SyncSettings;
 pub use patchbay_token_vault::KeyRing;
+pub use patchbay_webhooks::RetentionSettings;
+pub use retention::RetentionArgs;
 pub use secrets::{ProcessEnv, SecretSource};
 pub use sync::SyncArgs;
 pub use webhooks::{WebhookArgs, WebhookSettings};
@@ -140,6 +143,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Event endpoints' delivery loop.
     pub events_out: EventsOutSettings,
+    /// Retention periods and the pruning sweep's pace.
+    pub retention: RetentionSettings,
 }
 
 impl Settings {

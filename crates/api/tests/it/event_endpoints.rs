@@ -69,6 +69,14 @@ async fn wait_for(app: &TestApp, bearer: &str, id: &str, status: &str) -> Value 
     panic!("no delivery became {status}");
 }
 
+/// `patchbay_event_deliveries_total{outcome="delivered"}` as the metrics listener reports it.
+async fn delivered_counted(app: &TestApp) -> u64 {
+    let text = app.client.get(format!("{}/metrics", app.metrics)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("patchbay_event_deliveries_total{outcome=\"delivered\"} "))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
 fn key(secret: &Value) -> SigningKey {
     SigningKey::from_secret(WebhookScheme::StandardWebhooks, &SecretString::from(secret.as_str().unwrap().to_owned()))
         .unwrap()
@@ -123,6 +131,7 @@ async fn endpoint_lifecycle(db: Db) {
     let resent = wait_for(&app, &acme, &id, "delivered").await;
     assert_eq!(resent["attempts"].as_i64(), Some(1), "the redrive started a fresh schedule");
     assert_eq!(got.lock().unwrap().len(), 2, "sent again");
+    assert_eq!(delivered_counted(&app).await, 2, "patchbay_event_deliveries_total counts both deliveries");
 
     let rotated =
         post(&app, &acme, &format!("/v1/event-endpoints/{id}/rotate-secret"), Some(json!({"overlap_seconds": 3600})))

@@ -32,6 +32,9 @@ crate::text_enum! {
         EventsDeliver = "events.deliver",
         /// Applies one inbox event ([`crate::WebhookProcessPayload`]).
         WebhookProcess = "webhook.process",
+        /// Deletes what retention no longer keeps, in batches; a singleton that re-enqueues
+        /// itself ([`crate::RetentionPrunePayload`]).
+        RetentionPrune = "retention.prune",
     }
 }
 

@@ -115,5 +115,9 @@ on_both_stores!(
     monday_webhooks_are_one_per_account_board_event_and_hand_over_on_leave,
     a_non_owner_leaving_changes_no_owner_and_a_used_webhook_is_not_deleted,
     concurrent_claims_create_one_monday_webhook,
+    // retention
+    inbox_retention_deletes_settled_events_past_their_period_and_never_a_young_dedup_key,
+    delivery_and_outbox_retention_keep_pending_work_and_events_a_delivery_refers_to,
+    watch_channel_retention_deletes_channels_a_day_past_their_expiry,
     // sync and records
 );

@@ -357,6 +357,7 @@ impl EventsOut {
         };
         let outcome = attempt.outcome.clone();
         let updated = self.store.record_delivery_attempt(delivery.id, attempt, now).await?;
+        metrics::counter!("patchbay_event_deliveries_total", "outcome" => outcome_label(&outcome)).increment(1);
         let mut disabled = false;
         if let Some(since) = updated.failing_since {
             if outcome != AttemptOutcome::Delivered && now - since >= self.settings.disable_after {
@@ -471,6 +472,15 @@ impl EventsOut {
             created_at: now,
             valid_until: None,
         }
+    }
+}
+
+/// The `outcome` label of `patchbay_event_deliveries_total`.
+fn outcome_label(outcome: &AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::Retry(_) => "retry",
+        AttemptOutcome::Exhausted => "exhausted",
     }
 }
 

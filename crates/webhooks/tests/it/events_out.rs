@@ -12,7 +12,8 @@ use patchbay_store::*;
 use patchbay_testkit::conformance::{new_connection, tenant_with_user};
 use patchbay_token_vault::{KeyRing, Vault};
 use patchbay_webhooks::out::resolve::{HostResolver, StaticResolver};
-use patchbay_webhooks::{verify, EndpointError, EventsOut, OutSettings, Scheme, SigningKey};
+use patchbay_webhooks::{rewrap_webhooks, verify, EndpointError, EventsOut, OutSettings, Scheme, SigningKey};
+use secrecy::{ExposeSecret, SecretString};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,18 +81,21 @@ struct Harness {
     scope: TenantScope,
     user: AppUser,
     now: DateTime<Utc>,
+    /// The vault's key ring as `PATCHBAY_VAULT_KEYS` text (key 1).
+    keys: SecretString,
 }
 
 async fn harness(store: Arc<dyn Store>, settings: OutSettings) -> Harness {
     let (scope, user) = tenant_with_user(store.as_ref(), "org:events-out").await;
     let resolver = StaticResolver::default();
-    let vault = Vault::new(KeyRing::generate().0);
+    let (ring, keys) = KeyRing::generate();
+    let vault = Vault::new(ring);
     let dyn_resolver: Arc<dyn HostResolver> = Arc::new(resolver.clone());
     let out = EventsOut::new(store.clone(), vault, settings, dyn_resolver).expect("client");
     // Events written before this test's endpoints exist are not theirs: drain them.
     let now = patchbay_testkit::conformance::t0();
     out.run_once(now).await.expect("drain");
-    Harness { store, out, resolver, scope, user, now }
+    Harness { store, out, resolver, scope, user, now, keys }
 }
 
 fn private_allowed() -> OutSettings {
@@ -426,6 +430,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    vault_rotate_rewraps_endpoint_secrets_and_the_endpoint_still_signs_after_the_old_key_is_retired,
     a_500_then_a_429_then_a_200_make_one_signed_delivery_with_one_webhook_id,
     an_always_failing_endpoint_ends_exhausted_after_seven_attempts_and_redrive_delivers,
     a_4xx_is_not_retried_and_a_redirect_is_not_followed,
@@ -434,3 +439,34 @@ on_both_stores!(
     registration_refuses_private_names_and_addresses,
     a_test_event_goes_to_its_endpoint_only,
 );
+
+pub async fn vault_rotate_rewraps_endpoint_secrets_and_the_endpoint_still_signs_after_the_old_key_is_retired(
+    store: Arc<dyn Store>,
+) {
+    let h = harness(store, private_allowed()).await;
+    let (receiver, endpoint, key) = h.endpoint("rotated.test", &["connection.created"], vec![(200, None)]).await;
+    assert_eq!(h.store.event_endpoint_key_usage().await.unwrap(), vec![WebhookKeyUsage { key_id: 1, ciphertexts: 1 }]);
+
+    // Deploy k2 first with k1 still loaded, then `vault rotate`.
+    let (_, fresh) = KeyRing::generate();
+    let k2 = SecretString::from(format!("2:{}", &fresh.expose_secret()[2..]));
+    let both = format!("{},{}", k2.expose_secret(), h.keys.expose_secret());
+    let both = Vault::new(KeyRing::parse(&SecretString::from(both)).unwrap());
+    let done = rewrap_webhooks(h.store.as_ref(), &both, 1, |_, _| {}).await.expect("rewrap");
+    assert_eq!((done.moved, done.failed), (1, 0), "the endpoint secret moved");
+    let usage = h.store.event_endpoint_key_usage().await.unwrap();
+    assert_eq!(usage, vec![WebhookKeyUsage { key_id: 2, ciphertexts: 1 }], "nothing left on k1: it can be retired");
+    assert_eq!(rewrap_webhooks(h.store.as_ref(), &both, 10, |_, _| {}).await.unwrap().moved, 0, "a rerun is a no-op");
+
+    // k1 retired: a sender holding k2 alone still signs with the endpoint's unchanged secret.
+    let resolver: Arc<dyn HostResolver> = Arc::new(h.resolver.clone());
+    let only_k2 = Vault::new(KeyRing::parse(&k2).unwrap());
+    let out = EventsOut::new(h.store.clone(), only_k2, private_allowed(), resolver).expect("client");
+    assert_eq!(out.keys(&h.out.get(h.scope, endpoint.id).await.unwrap(), h.now).len(), 1, "the secret opens");
+    h.store.create_connection(new_connection(&h.user, "acct-rotated")).await.expect("connection");
+    let round = out.run_once(h.now).await.expect("round");
+    assert_eq!((round.attempted, round.delivered), (1, 1));
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    assert!(verifies(&got[0], std::slice::from_ref(&key)), "the delivery verifies with the secret shown at creation");
+}

@@ -4,4 +4,5 @@ mod batcher;
 mod events_out;
 mod inbox;
 mod processor;
+mod retention;
 mod schemes;
