@@ -3,6 +3,8 @@
 # and on Postgres pgbench single-row inserts at the same concurrency on the same server, same run.
 # Needs target/release/patchbay, wrk, python3 (no curl) (and psql/pgbench for Postgres). Postgres URL:
 # PATCHBAY_BENCH_DATABASE_URL's server, database patchbay_bench_ingest (dropped and re-created).
+# Batcher, worker and pool settings set by the caller (PATCHBAY_WEBHOOK_BATCH_MAX_ITEMS,
+# PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS, PATCHBAY_WORKER_CONCURRENCY, PATCHBAY_DB_MAX_CONNECTIONS) reach the server.
 set -euo pipefail
 store=${1:-sqlite}
 secs=${2:-10}
@@ -14,6 +16,11 @@ env_vars=(PATCHBAY_ENV=development PATCHBAY_LOG=warn "PATCHBAY_DATA_DIR=$work" P
   "PATCHBAY_LISTEN=127.0.0.1:$port" PATCHBAY_METRICS_LISTEN=127.0.0.1:0 "PATCHBAY_PUBLIC_URL=http://127.0.0.1:$port")
 for s in V1 PUBLIC PRINCIPAL CONNECT WEBHOOKS; do
   env_vars+=("PATCHBAY_RATE_LIMIT_${s}_PER_SECOND=1000000" "PATCHBAY_RATE_LIMIT_${s}_BURST=1000000")
+done
+# Tuning knobs the caller sets are passed through (the server otherwise starts from a clean env).
+for v in PATCHBAY_WEBHOOK_BATCH_MAX_ITEMS PATCHBAY_WEBHOOK_BATCH_MAX_WAIT_MS PATCHBAY_WORKER_CONCURRENCY \
+  PATCHBAY_DB_MAX_CONNECTIONS; do
+  [ -n "${!v:-}" ] && env_vars+=("$v=${!v}")
 done
 if [ "$store" = postgres ]; then
   base=${PATCHBAY_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/patchbay_bench}
