@@ -239,15 +239,7 @@ impl Batch {
         if !pending.deletes.is_empty() {
             let pairs = serde_json::to_string(&pending.deletes).map_err(|e| StoreError::Other(e.to_string()))?;
             bind_parent(
-                sqlx::query(&format!(
-                    "UPDATE {kind} SET deleted_at = ?1, updated_at = ?1, change_seq = d.seq
-                 FROM (SELECT value ->> 0 AS pid, value ->> 1 AS seq FROM json_each(?3)) AS d
-                 WHERE {kind}.connection_id = ?2 AND {kind}.provider_id = d.pid{}",
-                    parent_clause(kind, parent, "?4")
-                ))
-                .bind(self.now)
-                .bind(&self.connection)
-                .bind(pairs),
+                sqlx::query(&delete_sql(kind, parent)).bind(self.now).bind(&self.connection).bind(pairs),
                 parent,
             )
             .execute(&mut *conn)
@@ -332,6 +324,20 @@ impl Batch {
     }
 }
 
+/// The tombstoning of a page's deletes: `?3` is a JSON array of `[provider id, seq]` pairs.
+/// The pairs are materialised (`LIMIT -1` keeps the subquery from being flattened) so they drive
+/// the join and each finds its row through the provider key; flattened, SQLite chose to walk
+/// every event of the calendar and scan the pairs for each (EXPLAIN QUERY PLAN), quadratic in a
+/// page of cancellations.
+fn delete_sql(kind: RecordKind, parent: &Option<String>) -> String {
+    format!(
+        "UPDATE {kind} SET deleted_at = ?1, updated_at = ?1, change_seq = d.seq
+         FROM (SELECT value ->> 0 AS pid, value ->> 1 AS seq FROM json_each(?3) LIMIT -1) AS d
+         WHERE {kind}.connection_id = ?2 AND {kind}.provider_id = d.pid{}",
+        parent_clause(kind, parent, "?4")
+    )
+}
+
 /// `INSERT … VALUES (…), … ON CONFLICT DO UPDATE` for `rows` rows of 17 anonymous (`?`)
 /// parameters each, in column order. Anonymous, not numbered: binding looks each parameter's
 /// name up, and SQLite finds a numbered (`?NNN`) parameter's name by walking the statement's
@@ -366,4 +372,38 @@ fn upsert_sql(kind: RecordKind, rows: usize) -> String {
              updated_at = excluded.updated_at",
     );
     sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SqliteOptions, SqliteStore};
+
+    /// A page's deletes find their rows through the key, one lookup each, whatever the size of
+    /// the calendar (a scan of the calendar per page of deletes was the plan before).
+    #[tokio::test]
+    async fn deletes_find_their_rows_through_the_provider_key() {
+        let dir = std::env::temp_dir().join(format!("patchbay-plan-{}", uuid::Uuid::now_v7()));
+        let url = format!("sqlite://{}", dir.join("plan.db").display());
+        let store = SqliteStore::open(&url, SqliteOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        for (kind, parent, index) in [
+            (
+                RecordKind::GoogleEvent,
+                Some("p".to_owned()),
+                "google_event_provider_key (connection_id=? AND parent_id=? AND provider_id=?)",
+            ),
+            (RecordKind::MondayItem, None, "(connection_id=? AND provider_id=?)"),
+        ] {
+            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", delete_sql(kind, &parent)))
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+            let plan = rows.iter().map(|row| row.get::<String, _>("detail")).collect::<Vec<_>>().join("; ");
+            assert!(plan.contains(&format!("SEARCH {kind} USING")) && plan.contains(index), "{kind}: {plan}");
+            assert!(plan.contains("SCAN d"), "{kind}: the pairs drive the join: {plan}");
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
