@@ -2,7 +2,7 @@
 
 use crate::state::AppState;
 use patchbay_connect::DisconnectJob;
-use patchbay_store::{JobKind, SystemClock, WebhookSourceKind, Worker};
+use patchbay_store::{JobKind, WebhookSourceKind, Worker};
 use patchbay_webhooks::{GoogleApplier, Processor, ReceivedApplier};
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
     let events = patchbay_webhooks::out::job::EventsDeliverJob {
         out: state.events_out.clone(),
         jobs: state.store.clone(),
-        clock: Arc::new(SystemClock),
+        clock: state.clock.clone(),
         every: state.settings.events_out.poll,
     };
     let register = patchbay_webhooks::monday_register::MondayRegisterJob {
@@ -51,14 +51,14 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
 /// The inbox processor with one applier per source kind. Kinds without an applier here end
 /// `failed` ("no applier for source kind …") and can be reprocessed once one is added.
 pub fn webhook_processor(state: &AppState) -> Processor {
-    Processor::new(state.store.clone(), state.tokens.vault().clone(), Arc::new(SystemClock))
+    Processor::new(state.store.clone(), state.tokens.vault().clone(), state.clock.clone())
         .with_max_attempts(state.settings.webhooks.process_max_attempts)
         .with_applier(WebhookSourceKind::Source, Arc::new(ReceivedApplier::new(state.store.clone())))
         .with_applier(
             WebhookSourceKind::Google,
             Arc::new(GoogleApplier {
                 store: state.store.clone(),
-                clock: Arc::new(SystemClock),
+                clock: state.clock.clone(),
                 coalesce: GOOGLE_PUSH_COALESCE,
             }),
         )
@@ -66,7 +66,7 @@ pub fn webhook_processor(state: &AppState) -> Processor {
             WebhookSourceKind::Monday,
             Arc::new(patchbay_webhooks::monday_apply::MondayApplier {
                 store: state.store.clone(),
-                clock: Arc::new(SystemClock),
+                clock: state.clock.clone(),
                 coalesce: MONDAY_HOOK_COALESCE,
             }),
         )

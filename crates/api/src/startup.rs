@@ -10,7 +10,7 @@ use crate::state::AppState;
 use anyhow::Context;
 use patchbay_connect::{Connect, ConnectSettings};
 use patchbay_store::{
-    CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, ProviderId,
+    Clock, CredentialStore, EventsDeliverPayload, Instance, InstanceId, JobPayload, JobStore, ProviderId,
     RetentionPrunePayload, Store, SyncRepairPayload, SystemClock, Worker, WorkerSettings,
 };
 use patchbay_sync::SyncDeps;
@@ -39,6 +39,14 @@ pub struct Application {
 impl Application {
     /// Opens the store (migrating when configured), registers this instance and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build`], with the clock every scheduler reads (sync runs and their
+    /// backstops, the repair sweep, channel renewal, webhook coalescing, the job worker's idea of
+    /// "due"). Production passes the system clock; a test passes one it moves by hand, so a
+    /// simulated day does not take a day.
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = crate::database::open(
             &settings.database,
             settings.database.run_migrations,
@@ -46,11 +54,15 @@ impl Application {
         )
         .await
         .context("opening the database (PATCHBAY_DATABASE_URL)")?;
-        Self::build_with_store(settings, store).await
+        Self::assemble(settings, store, clock).await
     }
 
     /// Like [`Application::build`], with a store opened by the caller.
     pub async fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        Self::assemble(settings, store, Arc::new(SystemClock)).await
+    }
+
+    async fn assemble(settings: Settings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         crate::metrics::handle();
         let listener = TcpListener::bind(settings.http.listen)
             .await
@@ -64,7 +76,7 @@ impl Application {
         let client = crate::clients::jwks_client()?;
         let auth = Auth::new(store.clone(), &settings.auth, settings.http.rate_limits.principal, client);
         let readiness = Readiness::new(settings.http.readyz_cache, settings.http.readyz_degraded_after);
-        let now = chrono::Utc::now();
+        let now = clock.now();
         let instance = Instance {
             id: InstanceId::new(),
             key_ids: settings.vault_keys.ids(),
@@ -95,7 +107,7 @@ impl Application {
             tokens: tokens.clone(),
             settings: Arc::new(settings.sync.clone()),
             http: crate::clients::sync_client(&settings)?,
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
         };
         // One repair sweep for the fleet: its dedup key merges this into a sweep already queued.
         store.enqueue(SyncRepairPayload {}.job(now), now).await.context("queueing the sync repair sweep")?;
@@ -108,7 +120,7 @@ impl Application {
         };
         let limiters = RateLimiters::new(&settings);
         let read_cache = Arc::new(ReadCache::new(settings.read_cache_bytes, &settings.vault_keys.ids()));
-        let (inbox, monday_hooks) = inbox(&settings, &store, tokens.vault().clone());
+        let (inbox, monday_hooks) = inbox(&settings, &store, tokens.vault().clone(), &clock);
         let events_out = events_out(&settings, &store, tokens.vault().clone())?;
         // One delivery loop for the fleet: its dedup key merges this into one already queued.
         store.enqueue(EventsDeliverPayload {}.job(now), now).await.context("queueing the events-out loop")?;
@@ -130,8 +142,10 @@ impl Application {
             inbox,
             events_out,
             monday_hooks,
+            clock: clock.clone(),
         };
-        let worker = crate::jobs::register(Worker::new(jobs, instance.id.to_string(), worker_settings), &state);
+        let worker = Worker::new(jobs, instance.id.to_string(), worker_settings).with_clock(clock);
+        let worker = crate::jobs::register(worker, &state);
         Ok(Self { listener, metrics_listener, state, limiters, instance, worker, background_jobs: true })
     }
 
@@ -233,6 +247,7 @@ fn inbox(
     settings: &Settings,
     store: &Arc<dyn Store>,
     vault: Vault,
+    clock: &Arc<dyn Clock>,
 ) -> (patchbay_webhooks::Inbox, patchbay_webhooks::MondayHooks) {
     let committers = if store.backend() == "sqlite" { 1 } else { 4 };
     let batch = patchbay_webhooks::BatchSettings {
@@ -246,16 +261,11 @@ fn inbox(
         signing_secret: settings.providers.monday_signing_secret.clone(),
         client_secret: settings.providers.registry.get(ProviderId::Monday).map(|c| c.client_secret.clone()),
     };
-    let monday = patchbay_webhooks::MondayHooks::new(
-        store.clone(),
-        vault.clone(),
-        batcher.clone(),
-        Arc::new(SystemClock),
-        monday,
-    );
+    let monday =
+        patchbay_webhooks::MondayHooks::new(store.clone(), vault.clone(), batcher.clone(), clock.clone(), monday);
     let sources =
         patchbay_webhooks::Sources::with_key_cache(store.clone(), vault.clone(), settings.webhooks.source_cache_ttl);
-    (patchbay_webhooks::Inbox::with_sources(sources, vault, batcher, Arc::new(SystemClock)), monday)
+    (patchbay_webhooks::Inbox::with_sources(sources, vault, batcher, clock.clone()), monday)
 }
 
 /// Events out: endpoints, dispatch and the signed sender, resolving names with the system

@@ -30,4 +30,6 @@ pub struct AppState {
     pub events_out: patchbay_webhooks::EventsOut,
     /// Monday board and lifecycle webhooks (sharing the inbox's batcher).
     pub monday_hooks: patchbay_webhooks::MondayHooks,
+    /// The clock the schedulers read (the system clock outside tests).
+    pub clock: Arc<dyn patchbay_store::Clock>,
 }

@@ -67,8 +67,54 @@ pub async fn run(engine: &Engine<'_>) -> Result<(), SyncError> {
         let live = live.iter().any(|b| b == board);
         dirty::reread(engine, board, &parts, live).await?;
     }
+    affirm_signals(deps, engine.session.connection().id, &live).await?;
     Ok(())
 }
+
+/// How long a board's registered webhooks vouch for its items part: monday's webhooks do not
+/// expire, so the signal is re-affirmed by every run of the connection (backstops included)
+/// and lapses only if runs stop or the webhooks are released.
+pub const SIGNAL_HORIZON: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// Marks the items part of every live board whose board webhooks are all registered at monday
+/// (every event in `events`) as having a healthy change signal until now + [`SIGNAL_HORIZON`];
+/// a board missing one keeps no signal, so its items are polled.
+pub async fn affirm_signals_for(
+    deps: &crate::SyncDeps,
+    connection: patchbay_store::ConnectionId,
+    live: &[String],
+    events: &[&str],
+) -> Result<(), SyncError> {
+    let hooks = deps.store.monday_webhooks_of_connection(connection).await?;
+    let now = deps.clock.now();
+    let until = now + chrono::Duration::from_std(SIGNAL_HORIZON).unwrap_or_default();
+    for board in live.iter().filter(|b| boards::is_id(b)) {
+        let covered = events.iter().all(|event| {
+            hooks.iter().any(|h| &h.board_id == board && h.event == *event && h.monday_webhook_id.is_some())
+        });
+        let healthy = covered.then_some(until);
+        deps.store.set_change_signal(connection, &items::part(board), healthy).await?;
+    }
+    Ok(())
+}
+
+/// [`affirm_signals_for`] with the board events Patchbay registers, skipped for a connection
+/// without any registered webhook (its items parts keep no signal and are polled).
+async fn affirm_signals(
+    deps: &crate::SyncDeps,
+    connection: patchbay_store::ConnectionId,
+    live: &[String],
+) -> Result<(), SyncError> {
+    if deps.store.monday_webhooks_of_connection(connection).await?.is_empty() {
+        return Ok(());
+    }
+    affirm_signals_for(deps, connection, live, &BOARD_EVENTS).await
+}
+
+/// The board events Patchbay registers a webhook for (architecture §4.4): item created, column
+/// value changed, name changed, item deleted / archived / moved.
+pub const BOARD_EVENTS: [&str; 6] =
+    ["create_item", "change_column_value", "change_name", "item_deleted", "item_archived", "item_moved_to_any_group"];
 
 /// Stops between pages when the worker is shutting down; the checkpoint already written is
 /// where the next run picks up.

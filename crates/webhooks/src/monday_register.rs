@@ -16,8 +16,7 @@ use serde_json::json;
 
 /// The board events Patchbay listens to (§4.4): item created, column value changed, name
 /// changed, item deleted / archived / moved.
-pub const BOARD_EVENTS: [&str; 6] =
-    ["create_item", "change_column_value", "change_name", "item_deleted", "item_archived", "item_moved_to_any_group"];
+pub use patchbay_sync::monday::BOARD_EVENTS;
 
 /// What a `create_webhook` / `delete_webhook` is budgeted at before Monday says its cost.
 const ESTIMATED_COMPLEXITY: i64 = 1_100;
@@ -133,6 +132,11 @@ impl JobHandler for MondayRegisterJob {
                 created += 1;
             }
         }
+        // Boards whose webhooks are all registered now have a change signal: their items are no
+        // longer polled, only re-read when a webhook names them.
+        patchbay_sync::monday::affirm_signals_for(&self.deps, connection.id, &boards, &BOARD_EVENTS)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(connection = %connection.id, boards = boards.len(), created, shared,
             api_calls = session.api_calls(), "monday board webhooks registered");
         Ok(())

@@ -108,7 +108,7 @@ async fn request_sync(
         ));
     }
     let connection = state.store.get_connection(principal.scope(), id).await?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let request = SyncRequest {
         tenant_id: principal.tenant_id,
         connection_id: id,

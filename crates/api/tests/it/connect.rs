@@ -1,7 +1,7 @@
 //! The connect flow against the provider fakes, over real HTTP: sessions, the confirmation
 //! page, state + PKCE + cookie binding, the callback, refresh, disconnect.
 
-use crate::helpers::{free_port, json, spawn_on, token, Db, TestApp};
+use crate::helpers::{free_port, json, token, Db, TestApp};
 use patchbay_store::{ConnectionStatus, JobStatus, OAuthState, TenantScope};
 use patchbay_testkit::fakes::{FakeGoogle, FakeMonday, IssMode, Providers, GOOGLE_SUB, MONDAY_USER};
 use serde_json::{json, Value};
@@ -23,6 +23,16 @@ pub async fn world(db: Db, monday_flow: &str) -> Option<World> {
 
 /// Like [`world`], with extra `patchbay` flags.
 pub async fn world_with(db: Db, monday_flow: &str, extra: &[&str]) -> Option<World> {
+    world_clocked(db, monday_flow, extra, std::sync::Arc::new(patchbay_store::SystemClock)).await
+}
+
+/// Like [`world_with`], with the clock the app's schedulers read.
+pub async fn world_clocked(
+    db: Db,
+    monday_flow: &str,
+    extra: &[&str],
+    clock: std::sync::Arc<dyn patchbay_store::Clock>,
+) -> Option<World> {
     let port = free_port();
     let Providers { google, monday, args, env } =
         Providers::start(&format!("http://127.0.0.1:{port}"), monday_flow).await;
@@ -31,7 +41,7 @@ pub async fn world_with(db: Db, monday_flow: &str, extra: &[&str]) -> Option<Wor
         .chain(args.iter().map(String::as_str))
         .chain(extra.iter().copied())
         .collect();
-    let app = spawn_on(port, db, &args, env).await?;
+    let app = crate::helpers::spawn_clocked(port, db, &args, env, clock).await?;
     Some(World { app, google, monday })
 }
 

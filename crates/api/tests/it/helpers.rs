@@ -56,6 +56,17 @@ pub async fn spawn(db: Db, args: &[&str], env: HashMap<String, String>) -> Optio
 /// Like [`spawn`], on a chosen port (so `PATCHBAY_PUBLIC_URL` and provider redirect URIs can be
 /// known before the app starts).
 pub async fn spawn_on(port: u16, db: Db, args: &[&str], env: HashMap<String, String>) -> Option<TestApp> {
+    spawn_clocked(port, db, args, env, Arc::new(patchbay_store::SystemClock)).await
+}
+
+/// Like [`spawn_on`], with the clock the app's schedulers read (a test moves it by hand).
+pub async fn spawn_clocked(
+    port: u16,
+    db: Db,
+    args: &[&str],
+    env: HashMap<String, String>,
+    clock: Arc<dyn patchbay_store::Clock>,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_string();
     let mut env = env;
@@ -81,7 +92,7 @@ pub async fn spawn_on(port: u16, db: Db, args: &[&str], env: HashMap<String, Str
     all.extend_from_slice(args);
     let settings = settings(&all, &env).expect("test settings are valid");
     // Jobs run when a test steps the worker (`run_jobs`), never behind its back.
-    let app = Application::build(settings).await.expect("the app builds").without_background_jobs();
+    let app = Application::build_with_clock(settings, clock).await.expect("the app builds").without_background_jobs();
     let worker = app.worker().clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     let metrics = format!("http://127.0.0.1:{}", app.metrics_port().unwrap());

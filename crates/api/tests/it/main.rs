@@ -21,6 +21,7 @@ mod read_cache;
 mod records;
 mod rotation;
 mod routes;
+mod simulated_day;
 mod sync;
 mod tenancy;
 mod webhooks;
