@@ -6,5 +6,5 @@
 -- nearly every event of the calendar through it and then sorted the matches by id. Walking the
 -- parent index in id order reads the same rows at worst and stops once a page is full.
 -- Every other query on the table chose other indexes already. See docs/benchmarks.md (Sync,
--- write path, migration 15).
+-- write path, migration 13).
 DROP INDEX IF EXISTS google_event_window_idx;
