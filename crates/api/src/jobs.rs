@@ -37,7 +37,7 @@ pub fn register(worker: Worker, state: &AppState) -> Worker {
     let retention = patchbay_webhooks::RetentionJob {
         store: state.store.clone(),
         jobs: state.store.clone(),
-        clock: Arc::new(SystemClock),
+        clock: state.clock.clone(),
         settings: state.settings.retention.clone(),
     };
     worker
