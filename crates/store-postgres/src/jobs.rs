@@ -17,25 +17,37 @@ const BURY_LAPSED: &str = "UPDATE job SET status = 'dead', last_error = 'lease e
         lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = $1
     WHERE status = 'running' AND lease_until < $1 AND attempts >= max_attempts";
 
-/// Leases the best candidate: due queued jobs, or running jobs whose lease lapsed (their worker
-/// died), of the wanted kinds (empty means any), whose concurrency key has no other running
-/// job. `SKIP LOCKED` lets concurrent claimers pass each other instead of queueing on one row.
-/// The NOT EXISTS check reads a snapshot, so two claimers can still pick two jobs with one key;
-/// the partial unique index `job_concurrency_key` then fails the second UPDATE (a lost race).
-const CLAIM: &str = "UPDATE job SET status = 'running', lease_owner = $1, lease_token = $2, lease_until = $3,
-        attempts = attempts + 1, updated_at = $4
-    WHERE id = (
-        SELECT j.id FROM job j
-        WHERE ((j.status = 'queued' AND j.run_at <= $4)
-               OR (j.status = 'running' AND j.lease_until < $4 AND j.attempts < j.max_attempts))
-          AND (cardinality($5::text[]) = 0 OR j.kind = ANY($5))
-          AND (j.concurrency_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM job r
-                WHERE r.concurrency_key = j.concurrency_key AND r.status = 'running' AND r.id <> j.id))
-        ORDER BY j.priority DESC, j.run_at, j.id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED)
-    RETURNING *";
+/// Leases one candidate of the wanted kinds (empty means any) whose concurrency key has no other
+/// running job, taken from `$6`: a running job whose lease lapsed (its worker died) when
+/// `$6` is `lapsed`, else the best due queued job. The two are separate statements so that each
+/// walks its own partial index in order and stops at the first fit (`job_lease_idx`,
+/// `job_claim_idx`): one statement with `OR` between them made Postgres read and sort every due
+/// row, which cost 87 ms a claim at a queue depth of 26,561 (a queued-only claim: 0.19 ms).
+/// `SKIP LOCKED` lets concurrent claimers pass each other instead of queueing on one row. The
+/// NOT EXISTS check reads a snapshot, so two claimers can still pick two jobs with one key; the
+/// partial unique index `job_concurrency_key` then fails the second UPDATE (a lost race).
+fn claim_sql(lapsed: bool) -> String {
+    let (candidates, order) = if lapsed {
+        ("j.status = 'running' AND j.lease_until < $4 AND j.attempts < j.max_attempts", "j.lease_until, j.id")
+    } else {
+        ("j.status = 'queued' AND j.run_at <= $4", "j.priority DESC, j.run_at, j.id")
+    };
+    format!(
+        "UPDATE job SET status = 'running', lease_owner = $1, lease_token = $2, lease_until = $3,
+            attempts = attempts + 1, updated_at = $4
+        WHERE id = (
+            SELECT j.id FROM job j
+            WHERE {candidates}
+              AND (cardinality($5::text[]) = 0 OR j.kind = ANY($5))
+              AND (j.concurrency_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM job r
+                    WHERE r.concurrency_key = j.concurrency_key AND r.status = 'running' AND r.id <> j.id))
+            ORDER BY {order}
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED)
+        RETURNING *"
+    )
+}
 
 /// The fence every worker write carries.
 const FENCE: &str = "id = $1 AND lease_token = $2 AND status = 'running'";
@@ -51,30 +63,33 @@ impl JobStore for PgStore {
         let now = us(claim.now);
         let kinds: Vec<&str> = claim.kinds.to_vec();
         sqlx::query(BURY_LAPSED).bind(now).execute(&self.pool).await.map_err(db_err)?;
-        for _ in 0..MAX_CLAIM_RACES {
-            let token = uuid::Uuid::new_v4();
-            let claimed = sqlx::query(CLAIM)
-                .bind(claim.owner)
-                .bind(token)
-                .bind(us(claim.now + claim.lease))
-                .bind(now)
-                .bind(&kinds)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err);
-            match claimed {
-                Ok(None) => return Ok(None),
-                Ok(Some(row)) => {
-                    let job = rows::job(&row)?;
-                    return Ok(Some(LeasedJob { lease: LeaseRef { job_id: job.id, token }, job }));
+        // A job whose worker died is older work than anything queued: it goes first.
+        for lapsed in [true, false] {
+            let sql = claim_sql(lapsed);
+            for _ in 0..MAX_CLAIM_RACES {
+                let token = uuid::Uuid::new_v4();
+                let claimed = sqlx::query(&sql)
+                    .bind(claim.owner)
+                    .bind(token)
+                    .bind(us(claim.now + claim.lease))
+                    .bind(now)
+                    .bind(&kinds)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err);
+                match claimed {
+                    Ok(None) => break,
+                    Ok(Some(row)) => {
+                        let job = rows::job(&row)?;
+                        return Ok(Some(LeasedJob { lease: LeaseRef { job_id: job.id, token }, job }));
+                    }
+                    // Another claimer took a job with the same concurrency key first; by now its
+                    // row is committed and our next snapshot skips this key.
+                    Err(StoreError::Conflict(constraint)) if constraint == "job_concurrency_key" => continue,
+                    Err(other) => return Err(other),
                 }
-                // Another claimer took a job with the same concurrency key first; by now its
-                // row is committed and our next snapshot skips this key.
-                Err(StoreError::Conflict(constraint)) if constraint == "job_concurrency_key" => continue,
-                Err(other) => return Err(other),
             }
         }
-        tracing::debug!("job claim lost {MAX_CLAIM_RACES} concurrency-key races in a row; reporting empty");
         Ok(None)
     }
 
